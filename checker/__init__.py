@@ -1,0 +1,1 @@
+"""Mailpreflight: pre-send email encryption and deliverability checks."""
