@@ -1,0 +1,76 @@
+"""Routes: domain reports and the operator endpoints (health, readiness, metrics)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from checker.encoding import json_response
+from checker.http_errors import bad_request
+from checker.names import InvalidDomain, normalize_domain
+from checker.wiring import ENGINE_KEY, SETTINGS_KEY
+
+routes = web.RouteTableDef()
+
+READY_TIMEOUT = 2.0  # a readiness probe must answer faster than the orchestrator gives up
+
+
+@routes.get("/v1/domains/{domain}")
+async def get_domain(request: web.Request) -> web.Response:
+    """The DomainReport, or 202 pending when the check outlasts `wait` (it keeps running)."""
+    settings = request.app[SETTINGS_KEY]
+    try:
+        name = normalize_domain(request.match_info["domain"])
+    except InvalidDomain as exc:
+        raise bad_request(exc.code, str(exc)) from None
+    wait = _wait_seconds(request.query.get("wait"), settings.request_wait)
+    report = await request.app[ENGINE_KEY].checker.check(name, wait)
+    if report is None:
+        body = {"status": "pending", "domain": name.unicode, "ascii_domain": name.ascii}
+        return json_response(body, 202, {"Retry-After": "2"})
+    return json_response(report.to_json())
+
+
+def _wait_seconds(raw: str | None, cap: float) -> float:
+    if raw is None:
+        return cap
+    try:
+        wait = float(raw)
+    except ValueError:
+        raise bad_request("invalid_wait", "wait must be a number of seconds") from None
+    if not math.isfinite(wait) or wait < 0:
+        raise bad_request("invalid_wait", "wait must be a number of seconds, 0 or more")
+    return min(wait, cap)
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process serves requests."""
+    return json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the resolver answers; 503 with the failing check otherwise."""
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            dns_ok = await request.app[ENGINE_KEY].resolver.probe_reachability()
+    except TimeoutError:
+        dns_ok = False
+    checks = {"resolver": dns_ok}
+    status = 200 if all(checks.values()) else 503
+    return json_response(
+        {"status": "ready" if status == 200 else "not_ready", "checks": checks}, status
+    )
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition of the app's own registry."""
+    body = generate_latest(request.app[ENGINE_KEY].metrics.registry)
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response

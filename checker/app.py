@@ -1,0 +1,66 @@
+"""The app factory: one place that builds and wires the service."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from checker import api_domains
+from checker.http_errors import error_middleware
+from checker.settings import Settings
+from checker.wiring import ENGINE_KEY, SETTINGS_KEY, Deps, build_engine
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(settings: Settings, deps: Deps | None = None) -> web.Application:
+    """Build the service: settings and engine in typed keys, routes, middlewares, cleanup."""
+    app = web.Application(
+        middlewares=[_metrics_middleware, error_middleware], client_max_size=MAX_BODY_BYTES
+    )
+    app[SETTINGS_KEY] = settings
+    app[ENGINE_KEY] = build_engine(settings, deps)
+    app.router.add_routes(api_domains.routes)
+    app.cleanup_ctx.append(_engine_ctx)
+    return app
+
+
+async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The engine lives as long as the app; checks in flight are cancelled at shutdown."""
+    yield
+    await app[ENGINE_KEY].checker.close()
+
+
+@web.middleware
+async def _metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count requests and time them by route template, never by the concrete path."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    else:
+        status = response.status
+        return response
+    finally:
+        route = _route_label(request)
+        metrics = request.app[ENGINE_KEY].metrics
+        metrics.http_requests.labels(route, request.method, str(status)).inc()
+        metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+
+
+def _route_label(request: web.Request) -> str:
+    info = request.match_info
+    route = info.route if info is not None else None
+    resource = route.resource if route is not None else None
+    if resource is None:
+        return "unmatched"
+    return resource.canonical

@@ -1,0 +1,94 @@
+"""The `mailpreflight` command: serve, and in-process checks that need no server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from checker import logs
+from checker.app import create_app
+from checker.encoding import dumps
+from checker.models import DomainReport
+from checker.names import DomainName, InvalidDomain, normalize_domain
+from checker.settings import Settings, SettingsError
+from checker.wiring import build_engine
+
+EXIT_OK, EXIT_NOT_OK, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]  # argparse's is NoReturn
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"mailpreflight: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mailpreflight", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the HTTP service (settings from CHECKER_* variables)")
+    check = sub.add_parser("check", help="check domains in-process and print their reports")
+    check.add_argument("domains", nargs="+", metavar="DOMAIN")
+    check.add_argument("--json", action="store_true", help="one DomainReport JSON object a line")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 1 not tls_ok, 2 bad input)."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as exc:
+        print(f"mailpreflight: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logs.configure(settings.log_format, settings.log_level)
+    if args.command == "serve":
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+        return EXIT_OK
+    return _check(settings, args.domains, args.json)
+
+
+def _check(settings: Settings, raw: list[str], as_json: bool) -> int:
+    names: list[DomainName] = []
+    for text in raw:
+        try:
+            names.append(normalize_domain(text))
+        except InvalidDomain as exc:
+            print(f"mailpreflight: {text!r}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    reports = asyncio.run(_check_all(settings, names))
+    for report in reports:
+        print(dumps(report.to_json()) if as_json else _text(report))
+    return EXIT_OK if all(r.tls_ok for r in reports) else EXIT_NOT_OK
+
+
+async def _check_all(settings: Settings, names: list[DomainName]) -> list[DomainReport]:
+    engine = build_engine(settings)
+    try:
+        results = await asyncio.gather(*(engine.checker.check(n) for n in names))
+    finally:
+        await engine.checker.close()
+    return [r for r in results if r is not None]
+
+
+def _text(report: DomainReport) -> str:
+    verdict = "tls_ok" if report.tls_ok else "NOT tls_ok"
+    lines = [f"{report.domain}: mail {report.mail}, tls {report.tls_level} ({verdict})"]
+    lines += [f"  reason: {r}" for r in report.reasons]
+    lines += [f"  warning: {w}" for w in report.warnings]
+    for mx in report.mx:
+        lines.append(f"  MX {mx.preference} {mx.host}: {mx.tls_level}")
+        for a in mx.addresses:
+            f = a.facts
+            tls = f.tls_version or f.legacy_tls_version or "-"
+            why = ", ".join(a.reasons) or "ok"
+            lines.append(f"    {f.ip}: {f.status}, {tls}, {a.tls_level} ({why})")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""DomainChecker: composes cached DNS answers and cached probe facts into a DomainReport."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from checker.cache import FlightCache
+from checker.grading import grade_address, merge_reasons, tls_ok, worst_level
+from checker.guard import AddressGuard
+from checker.metrics import Metrics
+from checker.models import (
+    AddressReport,
+    DomainReport,
+    MailStatus,
+    MxReport,
+    MxSource,
+    ProbeFacts,
+    ProbeStatus,
+    TlsLevel,
+)
+from checker.names import DomainName, is_special_use
+from checker.resolver import DnsAnswer, DnsOutcome, Resolver
+from checker.smtp_probe import Prober
+
+_NULL_EXCHANGES = {"", ".", "@"}
+_FAILED_PROBES = {ProbeStatus.TIMEOUT, ProbeStatus.RATE_LIMITED, ProbeStatus.REFUSED}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckPolicy:
+    """The checker's part of the settings."""
+
+    min_tls: str = "1.2"
+    require_verified: bool = True
+    allow_special_use: tuple[str, ...] = ()
+    max_probes: int = 32
+    max_mx: int = 5
+    max_addresses_per_mx: int = 4
+    probe_ttl: float = 3600.0
+    probe_failure_ttl: float = 300.0
+    special_use_ttl: float = 3600.0
+    cache_size: int = 100_000
+
+
+@dataclass(slots=True)
+class _Host:
+    """What DNS said about one MX host."""
+
+    host: str
+    preference: int
+    addresses: tuple[str, ...] = ()
+    error: bool = False
+    cname: str | None = None
+
+
+class DomainChecker:
+    """Answers "can this domain receive mail, and how safely?" from caches where it can."""
+
+    def __init__(
+        self,
+        policy: CheckPolicy,
+        resolver: Resolver,
+        prober: Prober,
+        guard: AddressGuard,
+        metrics: Metrics,
+    ) -> None:
+        self._policy = policy
+        self._resolver = resolver
+        self._prober = prober
+        self._guard = guard
+        self._metrics = metrics
+        self._probe_slots = asyncio.Semaphore(policy.max_probes)
+        self._ip_locks: dict[str, asyncio.Lock] = {}
+        self._probes: FlightCache[tuple[str, str], ProbeFacts] = FlightCache(
+            policy.cache_size, self._probe_lifetime, on_lookup=metrics.cache_recorder("probe")
+        )
+        self._reports: FlightCache[str, DomainReport] = FlightCache(
+            policy.cache_size, _report_lifetime, on_lookup=metrics.cache_recorder("report")
+        )
+
+    def cached(self, name: DomainName) -> DomainReport | None:
+        """The cached report for `name`, marked `cached`, if it is still fresh."""
+        entry = self._reports.lookup(name.ascii)
+        return replace(entry.value, cached=True) if entry else None
+
+    def start(self, name: DomainName) -> asyncio.Task[DomainReport]:
+        """Start (or join) the check of `name`; the task outlives any one waiter."""
+        return self._reports.start(name.ascii, lambda: self._check(name))
+
+    async def check(self, name: DomainName, wait: float | None = None) -> DomainReport | None:
+        """The report for `name`, or None when it is not ready within `wait` seconds."""
+        report = self.cached(name)
+        if report is not None:
+            return report
+        task = self.start(name)
+        done, _ = await asyncio.wait({task}, timeout=wait)
+        return task.result() if done else None
+
+    async def close(self) -> None:
+        """Cancel the checks and probes in flight (at shutdown)."""
+        await self._reports.close()
+        await self._probes.close()
+
+    async def _check(self, name: DomainName) -> DomainReport:
+        report = await self._compose(name)
+        self._metrics.checks.labels(report.mail, report.tls_level).inc()
+        return report
+
+    async def _compose(self, name: DomainName) -> DomainReport:
+        started = datetime.now(UTC)
+        if is_special_use(name.ascii, self._policy.allow_special_use):
+            expires = started + timedelta(seconds=self._policy.special_use_ttl)
+            return _empty(
+                name, MailStatus.NO_SUCH_DOMAIN, ("special_use_domain",), started, expires
+            )
+        mx = await self._resolver.query(name.ascii, "MX")
+        expiries = [mx.expires_at]
+        if mx.outcome is DnsOutcome.ERROR:
+            return _empty(name, MailStatus.DNS_ERROR, (f"dns_{mx.error}",), started, mx.expires_at)
+        if mx.outcome is DnsOutcome.NXDOMAIN:
+            return _empty(name, MailStatus.NO_SUCH_DOMAIN, ("nxdomain",), started, mx.expires_at)
+        warnings: list[str] = []
+        exchanges = _real_exchanges(mx, warnings)
+        if exchanges is None:
+            return _empty(name, MailStatus.NULL_MX, ("null_mx",), started, mx.expires_at)
+        source = MxSource.MX if exchanges else MxSource.IMPLICIT
+        if not exchanges:
+            exchanges = [(0, name.ascii)]
+        if len(exchanges) > self._policy.max_mx:
+            warnings.append(f"mx_capped: checked {self._policy.max_mx} of {len(exchanges)}")
+            exchanges = exchanges[: self._policy.max_mx]
+        hosts = await asyncio.gather(*(self._host(p, h, expiries) for p, h in exchanges))
+        return await self._finish(name, source, list(hosts), warnings, expiries, started)
+
+    async def _finish(
+        self,
+        name: DomainName,
+        source: MxSource,
+        hosts: list[_Host],
+        warnings: list[str],
+        expiries: list[datetime],
+        started: datetime,
+    ) -> DomainReport:
+        for h in hosts:
+            warnings.extend(_host_warnings(h, source))
+        reports = await asyncio.gather(*(self._mx_report(h, expiries) for h in hosts))
+        mail = _mail_status(hosts)
+        if mail is MailStatus.ACCEPTS:
+            level = worst_level(r.tls_level for r in reports)
+            reasons = merge_reasons(r.reasons for r in reports)
+        else:
+            level = TlsLevel.UNKNOWN
+            reasons = ("dns_error",) if mail is MailStatus.DNS_ERROR else ("no_mail_host",)
+        return DomainReport(
+            domain=name.unicode,
+            ascii_domain=name.ascii,
+            mail=mail,
+            mx_source=source,
+            tls_level=level,
+            tls_ok=tls_ok(mail, level, self._policy.require_verified),
+            reasons=reasons,
+            warnings=tuple(warnings),
+            mx=tuple(reports),
+            checked_at=started,
+            expires_at=min(expiries),
+        )
+
+    async def _host(self, preference: int, host: str, expiries: list[datetime]) -> _Host:
+        a, aaaa = await asyncio.gather(
+            self._resolver.query(host, "A"), self._resolver.query(host, "AAAA")
+        )
+        expiries.extend((a.expires_at, aaaa.expires_at))
+        addresses = a.values + aaaa.values
+        error = not addresses and DnsOutcome.ERROR in (a.outcome, aaaa.outcome)
+        return _Host(host, preference, addresses, error, a.canonical or aaaa.canonical)
+
+    async def _mx_report(self, host: _Host, expiries: list[datetime]) -> MxReport:
+        if not host.addresses:
+            reason = "dns_error" if host.error else "mx_no_address"
+            return MxReport(host.host, host.preference, TlsLevel.UNKNOWN, (), (reason,), host.cname)
+        chosen = sample_addresses(host.host, host.addresses, self._policy.max_addresses_per_mx)
+        facts = await asyncio.gather(*(self._facts(host.host, ip, expiries) for ip in chosen))
+        addresses = tuple(grade_address(f, self._policy.min_tls) for f in facts)
+        return MxReport(
+            host=host.host,
+            preference=host.preference,
+            tls_level=worst_level(a.tls_level for a in addresses),
+            addresses=addresses,
+            reasons=_mx_reasons(addresses),
+            cname=host.cname,
+        )
+
+    async def _facts(self, host: str, ip: str, expiries: list[datetime]) -> ProbeFacts:
+        if not self._guard.permits(ip):
+            now = datetime.now(UTC)
+            return ProbeFacts(host, ip, ProbeStatus.BLOCKED, now, error="address is not public")
+        entry, _ = await self._probes.get((host, ip), lambda: self._probe(host, ip))
+        facts = entry.value
+        lifetime = self._probe_lifetime(facts)
+        expiries.append(facts.checked_at + timedelta(seconds=lifetime))
+        return facts
+
+    async def _probe(self, host: str, ip: str) -> ProbeFacts:
+        async with self._probe_slots, self._ip_lock(ip):
+            return await self._prober.probe(host, ip)
+
+    @asynccontextmanager
+    async def _ip_lock(self, ip: str) -> AsyncIterator[None]:
+        """At most one probe at a time per remote IP, whatever MX name it is reached by."""
+        lock = self._ip_locks.setdefault(ip, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and self._ip_locks.get(ip) is lock:
+                del self._ip_locks[ip]
+
+    def _probe_lifetime(self, facts: ProbeFacts) -> float:
+        if facts.status in _FAILED_PROBES:
+            return self._policy.probe_failure_ttl
+        return self._policy.probe_ttl
+
+
+def sample_addresses(host: str, addresses: tuple[str, ...], limit: int) -> tuple[str, ...]:
+    """At most `limit` addresses, the same ones every time, alternating IPv4 and IPv6."""
+    if len(addresses) <= limit:
+        return tuple(sorted(addresses, key=_address_key))
+
+    def rank(ip: str) -> bytes:
+        return hashlib.sha256(f"{host}|{ip}".encode()).digest()
+
+    v4 = sorted((ip for ip in addresses if ":" not in ip), key=rank)
+    v6 = sorted((ip for ip in addresses if ":" in ip), key=rank)
+    picked: list[str] = []
+    while len(picked) < limit:
+        for family in (v4, v6):
+            if family and len(picked) < limit:
+                picked.append(family.pop(0))
+    return tuple(sorted(picked, key=_address_key))
+
+
+def _address_key(ip: str) -> tuple[int, int]:
+    address = ipaddress.ip_address(ip)
+    return address.version, int(address)
+
+
+def _real_exchanges(mx: DnsAnswer, warnings: list[str]) -> list[tuple[int, str]] | None:
+    """The MX targets to use; None for a null MX (RFC 7505); [] when there is no MX at all."""
+    real = [(p, h) for p, h in mx.exchanges if h not in _NULL_EXCHANGES]
+    if mx.exchanges and not real:
+        return None
+    if len(real) != len(mx.exchanges):
+        warnings.append("null_mx_ignored: a null MX stands beside real MX records")
+    return real
+
+
+def _host_warnings(host: _Host, source: MxSource) -> list[str]:
+    found: list[str] = []
+    if host.cname:
+        found.append(f"mx_cname: {host.host} is an alias of {host.cname}")
+    if not host.addresses and not host.error and source is MxSource.MX:
+        found.append(f"mx_no_address: {host.host} has no A or AAAA record")
+    return found
+
+
+def _mail_status(hosts: list[_Host]) -> MailStatus:
+    if any(h.addresses for h in hosts):
+        return MailStatus.ACCEPTS
+    if any(h.error for h in hosts):
+        return MailStatus.DNS_ERROR
+    return MailStatus.NO_MAIL_HOST
+
+
+def _mx_reasons(addresses: tuple[AddressReport, ...]) -> tuple[str, ...]:
+    return merge_reasons(a.reasons for a in addresses)
+
+
+def _empty(
+    name: DomainName,
+    mail: MailStatus,
+    reasons: tuple[str, ...],
+    checked_at: datetime,
+    expires_at: datetime,
+    warnings: tuple[str, ...] = (),
+) -> DomainReport:
+    return DomainReport(
+        domain=name.unicode,
+        ascii_domain=name.ascii,
+        mail=mail,
+        mx_source=MxSource.NONE,
+        tls_level=TlsLevel.UNKNOWN,
+        tls_ok=False,
+        reasons=reasons,
+        warnings=warnings,
+        mx=(),
+        checked_at=checked_at,
+        expires_at=expires_at,
+    )
+
+
+def _report_lifetime(report: DomainReport) -> float:
+    return (report.expires_at - datetime.now(UTC)).total_seconds()

@@ -1,0 +1,74 @@
+"""Prometheus metrics in the app's own registry; labels are bounded enums, never names."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    """Every metric the service exports, registered in one CollectorRegistry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "mailpreflight_http_requests_total",
+            "HTTP requests by route template, method and status code.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "mailpreflight_http_request_duration_seconds",
+            "HTTP request latency by route template.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.checks = Counter(
+            "mailpreflight_domain_checks_total",
+            "Domain reports produced (not served from cache), by mail status and TLS level.",
+            ["mail", "level"],
+            registry=r,
+        )
+        self.probes = Counter(
+            "mailpreflight_probes_total", "SMTP probes by status.", ["status"], registry=r
+        )
+        self.probe_latency = Histogram(
+            "mailpreflight_probe_duration_seconds",
+            "SMTP probe duration by status.",
+            ["status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.probes_in_flight = Gauge(
+            "mailpreflight_probes_in_flight", "SMTP probes connected right now.", registry=r
+        )
+        self.dns_queries = Counter(
+            "mailpreflight_dns_queries_total",
+            "DNS queries sent, by record type and outcome.",
+            ["rdtype", "outcome"],
+            registry=r,
+        )
+        self.cache_lookups = Counter(
+            "mailpreflight_cache_lookups_total",
+            "Cache lookups by layer (dns, probe, report) and result (hit, miss).",
+            ["layer", "result"],
+            registry=r,
+        )
+
+    def cache_recorder(self, layer: str) -> CacheRecorder:
+        """A callback for FlightCache that counts hits and misses of one layer."""
+        return CacheRecorder(self, layer)
+
+
+class CacheRecorder:
+    """Counts hits and misses of one cache layer."""
+
+    def __init__(self, metrics: Metrics, layer: str) -> None:
+        self._hit = metrics.cache_lookups.labels(layer, "hit")
+        self._miss = metrics.cache_lookups.labels(layer, "miss")
+
+    def __call__(self, hit: bool) -> None:
+        (self._hit if hit else self._miss).inc()

@@ -1,0 +1,80 @@
+"""Builds the engine from Settings; the app factory and the CLI share it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from checker.domain_checker import CheckPolicy, DomainChecker
+from checker.guard import AddressGuard
+from checker.metrics import Metrics
+from checker.resolver import DnsConfig, DnsResolver, Resolver
+from checker.settings import Settings
+from checker.smtp_probe import ProbeConfig, Prober, SmtpProber
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    """Parts a test may swap in; anything left None is built from the settings."""
+
+    resolver: Resolver | None = None
+    prober: Prober | None = None
+    metrics: Metrics | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Engine:
+    """The wired engine: everything that checks domains."""
+
+    metrics: Metrics
+    resolver: Resolver
+    checker: DomainChecker
+
+
+def build_engine(settings: Settings, deps: Deps | None = None) -> Engine:
+    """Wire resolver, prober, guard and checker, each with the settings it needs."""
+    deps = deps or Deps()
+    metrics = deps.metrics or Metrics()
+    resolver = deps.resolver or DnsResolver(
+        DnsConfig(
+            nameservers=settings.nameservers,
+            timeout=settings.dns_timeout,
+            min_ttl=settings.dns_min_ttl,
+            max_ttl=settings.dns_max_ttl,
+            error_ttl=settings.dns_error_ttl,
+            cache_size=settings.cache_size,
+        ),
+        metrics,
+    )
+    prober = deps.prober or SmtpProber(
+        ProbeConfig(
+            port=settings.smtp_port,
+            helo_name=settings.helo_name,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            deadline=settings.probe_deadline,
+            ca_file=settings.ca_file,
+        ),
+        metrics,
+    )
+    policy = CheckPolicy(
+        min_tls=settings.min_tls,
+        require_verified=settings.require_verified,
+        allow_special_use=settings.allow_special_use,
+        max_probes=settings.max_probes,
+        max_mx=settings.max_mx,
+        max_addresses_per_mx=settings.max_addresses_per_mx,
+        probe_ttl=settings.probe_ttl,
+        probe_failure_ttl=settings.probe_failure_ttl,
+        special_use_ttl=settings.dns_max_ttl,
+        cache_size=settings.cache_size,
+    )
+    checker = DomainChecker(
+        policy, resolver, prober, AddressGuard(settings.allow_networks), metrics
+    )
+    return Engine(metrics=metrics, resolver=resolver, checker=checker)
+
+
+SETTINGS_KEY = web.AppKey("settings", Settings)
+ENGINE_KEY = web.AppKey("engine", Engine)
