@@ -138,6 +138,7 @@ class AddressReport:
             "tls_version": f.tls_version or f.legacy_tls_version,
             "cipher": f.cipher,
             "certificate": f.certificate.to_json() if f.certificate else None,
+            "handshake_error": f.handshake_error,
             "elapsed_ms": f.elapsed_ms,
             "checked_at": iso(f.checked_at),
             "error": f.error,

@@ -69,7 +69,8 @@ class SmtpProber:
         self._metrics = metrics
         self._strict = _strict_context(config.ca_file)
         self._unverified = _unverified_context()
-        self._legacy = _legacy_context()
+        self._legacy = _legacy_context(_unverified_context())
+        self._legacy_strict = _legacy_context(_strict_context(config.ca_file))
 
     async def probe(self, host: str, ip: str) -> ProbeFacts:
         """Run the session (and, when a handshake fails, one diagnostic re-run); return facts."""
@@ -90,21 +91,26 @@ class SmtpProber:
 
     async def _probe_all(self, host: str, ip: str, now: datetime) -> ProbeFacts:
         facts, failure = await self._session(host, ip, now, self._strict, None)
+        if failure is None:
+            return facts
+        facts = replace(facts, handshake_error=_why(failure))
         if isinstance(failure, ssl.SSLCertVerificationError):
             # The chain did not verify; look again without verifying to report what is there.
             retry, _ = await self._session(host, ip, now, self._unverified, failure.verify_code)
-            return retry if retry.tls_version else replace(facts, handshake_error=_why(failure))
-        if failure is not None:
-            legacy, _ = await self._session(host, ip, now, self._legacy, -1)
-            if legacy.tls_version:
-                return replace(
-                    facts,
-                    handshake_error=_why(failure),
-                    legacy_tls_version=legacy.tls_version,
-                    cipher=legacy.cipher,
-                    certificate=legacy.certificate,
-                )
-        return facts
+            return retry if retry.tls_version else facts
+        # The default handshake failed: does the server speak only a legacy version?
+        legacy, legacy_failure = await self._session(host, ip, now, self._legacy_strict, None)
+        if isinstance(legacy_failure, ssl.SSLCertVerificationError):
+            code = legacy_failure.verify_code
+            legacy, _ = await self._session(host, ip, now, self._legacy, code)
+        if not legacy.tls_version:
+            return facts
+        return replace(
+            facts,
+            legacy_tls_version=legacy.tls_version,
+            cipher=legacy.cipher,
+            certificate=legacy.certificate,
+        )
 
     async def _session(
         self, host: str, ip: str, now: datetime, context: ssl.SSLContext, verify_code: int | None
@@ -286,9 +292,8 @@ def _unverified_context() -> ssl.SSLContext:
     return ctx
 
 
-def _legacy_context() -> ssl.SSLContext:
-    """Accepts TLS 1.0 and weak ciphers, only to name the version a legacy server speaks."""
-    ctx = _unverified_context()
+def _legacy_context(ctx: ssl.SSLContext) -> ssl.SSLContext:
+    """`ctx`, opened to TLS 1.0 and weak ciphers, only to name what a legacy server speaks."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         ctx.minimum_version = ssl.TLSVersion.TLSv1
