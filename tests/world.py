@@ -277,6 +277,7 @@ class _Runner:
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
+        self.loop.close()
 
 
 async def _wrap(coro: Awaitable[T]) -> T:
