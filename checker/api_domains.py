@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Coroutine
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -11,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from checker.encoding import json_response
 from checker.http_errors import bad_request
 from checker.names import InvalidDomain, normalize_domain
-from checker.wiring import ENGINE_KEY, SETTINGS_KEY
+from checker.wiring import ENGINE_KEY, SETTINGS_KEY, STORE_KEY
 
 routes = web.RouteTableDef()
 
@@ -26,7 +28,7 @@ async def get_domain(request: web.Request) -> web.Response:
         name = normalize_domain(request.match_info["domain"])
     except InvalidDomain as exc:
         raise bad_request(exc.code, str(exc)) from None
-    wait = _wait_seconds(request.query.get("wait"), settings.request_wait)
+    wait = wait_seconds(request.query.get("wait"), settings.request_wait)
     report = await request.app[ENGINE_KEY].checker.check(name, wait)
     if report is None:
         body = {"status": "pending", "domain": name.unicode, "ascii_domain": name.ascii}
@@ -34,7 +36,7 @@ async def get_domain(request: web.Request) -> web.Response:
     return json_response(report.to_json())
 
 
-def _wait_seconds(raw: str | None, cap: float) -> float:
+def wait_seconds(raw: str | None, cap: float) -> float:
     if raw is None:
         return cap
     try:
@@ -55,16 +57,23 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: the resolver answers; 503 with the failing check otherwise."""
-    try:
-        async with asyncio.timeout(READY_TIMEOUT):
-            dns_ok = await request.app[ENGINE_KEY].resolver.probe_reachability()
-    except TimeoutError:
-        dns_ok = False
-    checks = {"resolver": dns_ok}
+    checks = {
+        "resolver": await _within(request.app[ENGINE_KEY].resolver.probe_reachability()),
+        "store": await _within(request.app[STORE_KEY].ping()),
+    }
     status = 200 if all(checks.values()) else 503
     return json_response(
         {"status": "ready" if status == 200 else "not_ready", "checks": checks}, status
     )
+
+
+async def _within(check: Coroutine[Any, Any, bool]) -> bool:
+    """The check's answer, or False when it does not come in READY_TIMEOUT seconds."""
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            return await check
+    except TimeoutError:
+        return False
 
 
 @routes.get("/metrics")

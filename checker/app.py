@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from checker import api_domains
+from checker import api_domains, api_keys, api_preview, api_suppressions
 from checker.http_errors import error_middleware
+from checker.preview import PreviewEngine
 from checker.settings import Settings
-from checker.wiring import ENGINE_KEY, SETTINGS_KEY, Deps, build_engine
+from checker.store import Store
+from checker.wiring import ENGINE_KEY, PREVIEW_KEY, SETTINGS_KEY, STORE_KEY, Deps, build_engine
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +27,23 @@ def create_app(settings: Settings, deps: Deps | None = None) -> web.Application:
         middlewares=[_metrics_middleware, error_middleware], client_max_size=MAX_BODY_BYTES
     )
     app[SETTINGS_KEY] = settings
-    app[ENGINE_KEY] = build_engine(settings, deps)
-    app.router.add_routes(api_domains.routes)
+    engine = build_engine(settings, deps)
+    app[ENGINE_KEY] = engine
+    app[STORE_KEY] = Store(settings.db)
+    app[PREVIEW_KEY] = PreviewEngine(engine.checker, app[STORE_KEY])
+    for module in (api_domains, api_preview, api_suppressions, api_keys):
+        app.router.add_routes(module.routes)
+    app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_engine_ctx)
     return app
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The database is open while the app serves."""
+    store = app[STORE_KEY]
+    await store.open()
+    yield
+    await store.close()
 
 
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:

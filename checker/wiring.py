@@ -9,9 +9,11 @@ from aiohttp import web
 from checker.domain_checker import CheckPolicy, DomainChecker
 from checker.guard import AddressGuard
 from checker.metrics import Metrics
+from checker.preview import PreviewEngine
 from checker.resolver import DnsConfig, DnsResolver, Resolver
 from checker.settings import Settings
 from checker.smtp_probe import ProbeConfig, Prober, SmtpProber
+from checker.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +80,5 @@ def build_engine(settings: Settings, deps: Deps | None = None) -> Engine:
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 ENGINE_KEY = web.AppKey("engine", Engine)
+STORE_KEY = web.AppKey("store", Store)
+PREVIEW_KEY = web.AppKey("preview", PreviewEngine)

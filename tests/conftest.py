@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -31,10 +32,14 @@ def world_settings(world: World) -> Settings:
 
 
 @pytest.fixture
-def make_client(world: World, aiohttp_client: AiohttpClient) -> ClientFactory:
-    """Build a fresh app (fresh caches) wired to the world, with extra CHECKER_* overrides."""
+def make_client(world: World, aiohttp_client: AiohttpClient, tmp_path: Path) -> ClientFactory:
+    """Build a fresh app (fresh caches, its own database) wired to the world.
+
+    Keyword arguments override settings: `db="…"` becomes CHECKER_DB.
+    """
 
     async def make(**overrides: str) -> TestClient[web.Request, web.Application]:
+        overrides.setdefault("db", str(tmp_path / "mailpreflight.db"))
         env = world.env(**{f"CHECKER_{k.upper()}": v for k, v in overrides.items()})
         return await aiohttp_client(create_app(Settings.from_env(env)))
 

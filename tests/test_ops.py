@@ -28,7 +28,7 @@ class TestHealth:
         response = await client.get("/readyz")
         assert response.status == 503
         body = await response.json()
-        assert body == {"status": "not_ready", "checks": {"resolver": False}}
+        assert body == {"status": "not_ready", "checks": {"resolver": False, "store": True}}
 
     async def test_unreachable_dns_is_dns_error(self, make_client: ClientFactory) -> None:
         """With no reachable nameserver a domain is a prompt dns_error report, not a hang."""

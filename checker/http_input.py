@@ -1,0 +1,89 @@
+"""Reading request input: JSON bodies, typed fields and paging, each failure a typed 4xx."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from checker.http_errors import ApiError, bad_request
+from checker.recipients import normalize_address
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+
+
+async def read_json(request: web.Request) -> Any:
+    """The parsed JSON body; 400 invalid_json when it is not JSON (413 past the size limit)."""
+    raw = await request.read()
+    if not raw.strip():
+        raise bad_request("invalid_json", "the request body must be JSON")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("invalid_json", "the request body is not valid JSON") from None
+
+
+def json_object(body: Any) -> dict[str, Any]:
+    """`body` when it is a JSON object; 400 otherwise."""
+    if not isinstance(body, dict):
+        raise bad_request("invalid_request", "the request body must be a JSON object")
+    return body
+
+
+def string_field(
+    body: dict[str, Any], name: str, *, required: bool = True, max_length: int = 1024
+) -> str | None:
+    """A string field, present (when required) and bounded; 400 naming the field otherwise."""
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise bad_request("invalid_request", f"'{name}' is required")
+        return None
+    if not isinstance(value, str):
+        raise bad_request("invalid_request", f"'{name}' must be a string")
+    if len(value) > max_length:
+        raise bad_request("invalid_request", f"'{name}' is longer than {max_length} characters")
+    return value
+
+
+def user_address(raw: str | None) -> str | None:
+    """A user identifier (an e-mail address) in canonical form; 400 invalid_user if malformed."""
+    if raw is None:
+        return None
+    try:
+        return normalize_address(raw)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_user", f"user must be an e-mail address: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Which rows to return: `first_row` (0-based) and at most `matches` of them."""
+
+    first_row: int
+    matches: int
+
+    def to_json(self, returned: int, total: int) -> dict[str, int]:
+        """The paging fields of a list response."""
+        return {"first_row": self.first_row, "matches": returned, "total": total}
+
+
+def page(request: web.Request) -> Page:
+    """Read `first_row` and `matches` from the query string; 400 invalid_paging when bad."""
+    first_row = _int(request.query.get("first_row", "0"), "first_row")
+    matches = _int(request.query.get("matches", str(DEFAULT_PAGE)), "matches")
+    if first_row < 0 or not 1 <= matches <= MAX_PAGE:
+        raise bad_request(
+            "invalid_paging", f"first_row must be ≥ 0 and matches between 1 and {MAX_PAGE}"
+        )
+    return Page(first_row, matches)
+
+
+def _int(raw: str, name: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise bad_request("invalid_paging", f"{name} must be an integer") from None
