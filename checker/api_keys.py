@@ -40,7 +40,7 @@ async def put_key(request: web.Request) -> web.Response:
     user, recipient = _user(request), _recipient(request)
     body = json_object(await read_json(request))
     key_type = _key_type(string_field(body, "type", max_length=16))
-    text = string_field(body, "key", max_length=MAX_KEY_BYTES + 1) or ""
+    text = string_field(body, "key", max_length=4 * MAX_KEY_BYTES) or ""
     try:
         parsed = parse_key(key_type, text, recipient.address or "", datetime.now(UTC))
     except InvalidKey as exc:

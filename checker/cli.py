@@ -15,7 +15,11 @@ from checker.app import create_app
 from checker.encoding import dumps
 from checker.models import DomainReport
 from checker.names import DomainName, InvalidDomain, normalize_domain
+from checker.policy import Method, Policy
+from checker.preview import Preview, PreviewEngine
+from checker.recipients import normalize_address
 from checker.settings import Settings, SettingsError
+from checker.store import Store
 from checker.wiring import build_engine
 
 EXIT_OK, EXIT_NOT_OK, EXIT_USAGE = 0, 1, 2
@@ -34,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="check domains in-process and print their reports")
     check.add_argument("domains", nargs="+", metavar="DOMAIN")
     check.add_argument("--json", action="store_true", help="one DomainReport JSON object a line")
+    preview = sub.add_parser(
+        "preview", help="how each recipient's message would travel (addresses, or stdin)"
+    )
+    preview.add_argument("addresses", nargs="*", metavar="ADDRESS")
+    preview.add_argument("--policy", default=str(Policy.TLS_OR_FALLBACK), help="sender policy")
+    preview.add_argument("--user", help="the sending user (their suppressions and keys)")
+    preview.add_argument("--json", action="store_true", help="the preview as one JSON object")
     return parser
 
 
@@ -49,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
         return EXIT_OK
+    if args.command == "preview":
+        return _preview(settings, args)
     return _check(settings, args.domains, args.json)
 
 
@@ -73,6 +86,47 @@ async def _check_all(settings: Settings, names: list[DomainName]) -> list[Domain
     finally:
         await engine.checker.close()
     return [r for r in results if r is not None]
+
+
+def _preview(settings: Settings, args: argparse.Namespace) -> int:
+    addresses: list[str] = args.addresses or [line for line in sys.stdin if line.strip()]
+    try:
+        policy = Policy(args.policy)
+    except ValueError:
+        names = ", ".join(p.value for p in Policy)
+        print(f"mailpreflight: policy must be one of: {names}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        user = normalize_address(args.user) if args.user is not None else None
+    except ValueError as exc:
+        print(f"mailpreflight: --user must be an e-mail address: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not addresses:
+        print("mailpreflight: no addresses given (arguments or stdin)", file=sys.stderr)
+        return EXIT_USAGE
+    result = asyncio.run(_preview_all(settings, addresses, policy, user))
+    if args.json:
+        print(dumps(result.to_json()))
+    else:
+        for r in result.results:
+            d, level = r.decision, r.report.tls_level if r.report else "unknown"
+            print(f"{r.recipient.input}: {d.method} ({d.reason}; tls {level})")
+        print("summary: " + ", ".join(f"{k} {v}" for k, v in sorted(result.summary().items())))
+    secure = {Method.TLS, Method.PGP, Method.SMIME, Method.ESCROW}
+    return EXIT_OK if all(r.decision.method in secure for r in result.results) else EXIT_NOT_OK
+
+
+async def _preview_all(
+    settings: Settings, addresses: list[str], policy: Policy, user: str | None
+) -> Preview:
+    engine = build_engine(settings)
+    store = Store(settings.db)
+    await store.open()
+    try:
+        return await PreviewEngine(engine.checker, store).preview(addresses, policy, user, None)
+    finally:
+        await engine.checker.close()
+        await store.close()
 
 
 def _text(report: DomainReport) -> str:

@@ -30,10 +30,14 @@ class Recipient:
 
     @property
     def key(self) -> str:
-        """What deduplication compares: the local part and the A-label domain."""
+        """What deduplication, suppressions and keys compare: `local@a-label.domain`, lower-case.
+
+        Local parts are case-sensitive in RFC 5321, but no mailbox provider treats them so, and
+        a suppression for Ann@x.org must stop mail to ann@x.org.
+        """
         if self.domain is None or self.address is None:
             return "\0" + self.input
-        return self.address.rpartition("@")[0] + "@" + self.domain.ascii
+        return self.address.rpartition("@")[0].lower() + "@" + self.domain.ascii
 
 
 def split_list(text: str) -> Iterator[str]:
@@ -119,8 +123,8 @@ def parse_recipients(inputs: Iterable[str]) -> list[Recipient]:
 
 
 def normalize_address(text: str) -> str:
-    """The canonical form of one address (domain lower-case, Unicode); raise ValueError."""
+    """The canonical form of one address (`Recipient.key`); raise ValueError when invalid."""
     recipient = parse_recipient(text)
     if recipient.address is None:
         raise ValueError(recipient.error or "invalid address")
-    return recipient.address
+    return recipient.key

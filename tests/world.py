@@ -103,9 +103,15 @@ concurrent2       MX  10 mx.concurrent.test.
 overtcp           MX  10 mx.good.test.
 xn--bcher-kva     MX  10 mx.good.test.
 dnserrormx        MX  10 mx.servfail.test.
+; twins of the outcome domains, for domain-level suppressions in the preview matrix
+supgood           MX  10 mx.good.test.
+supselfsigned     MX  10 mx.selfsigned.test.
+supnostarttls     MX  10 mx.nostarttls.test.
+suprefused        MX  10 mx.refused.test.
+supnullmx         MX  0 .
 """
 DNS_BEHAVIOUR = DnsBehaviour(
-    servfail={"servfail.test.", "mx.servfail.test."},
+    servfail={"servfail.test.", "supservfail.test.", "mx.servfail.test."},
     silent={"dnstimeout.test."},
     truncate={"overtcp.test."},
 )
