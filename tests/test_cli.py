@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ def _run(world: World, *args: str, **env: str) -> subprocess.CompletedProcess[st
     return subprocess.run(  # noqa: S603 (our own interpreter and module)
         [sys.executable, "-m", "checker.cli", *args],
         env=environment,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,
@@ -62,3 +64,45 @@ class TestCheck:
         result = _run(world)
         assert result.returncode == 2
         assert "usage:" in result.stderr
+
+
+class TestPreview:
+    """`mailpreflight preview [--policy P] [--user U] ADDRESS…`, also from stdin."""
+
+    def test_stdin_and_exit_codes(self, world: World, tmp_path: Path) -> None:
+        """Addresses from stdin; exit 1 because one recipient is undeliverable."""
+        env = {**world.env(), "PATH": "/usr/bin:/bin", "CHECKER_DB": str(tmp_path / "p.db")}
+        result = subprocess.run(
+            [sys.executable, "-m", "checker.cli", "preview", "--json", "--user", "me@corp.test"],
+            input="a@good.test\nBob <b@nostarttls.test>, c@nullmx.test\n",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 1, result.stderr
+        preview = json.loads(result.stdout)
+        methods = [r["method"] for r in preview["recipients"]]
+        assert methods == ["tls", "escrow", "undeliverable"]
+
+    def test_all_secure_exit_zero(self, world: World, tmp_path: Path) -> None:
+        """Every recipient gets a secure method: exit 0, text output with a summary."""
+        result = _run(
+            world, "preview", "--policy", "tls_exclusive", "a@good.test", "b@good.test",
+            CHECKER_DB=str(tmp_path / "p.db"),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "a@good.test: tls (tls_verified; tls verified)" in result.stdout
+        assert "summary: tls 2" in result.stdout
+
+    @pytest.mark.parametrize(
+        "args",
+        [["--policy", "yolo", "a@good.test"], ["--user", "nobody", "a@good.test"], []],
+    )
+    def test_bad_input_exit_two(self, world: World, tmp_path: Path, args: list[str]) -> None:
+        """Unknown policy, a user that is no address, or no addresses at all: exit 2."""
+        result = _run(world, "preview", *args, CHECKER_DB=str(tmp_path / "p.db"))
+        assert result.returncode == 2
+        assert "mailpreflight:" in result.stderr
+        assert "Traceback" not in result.stderr
