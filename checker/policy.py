@@ -70,7 +70,7 @@ def decide(policy: Policy, s: Situation) -> Decision:
         if s.tls_level in (TlsLevel.VERIFIED, TlsLevel.ENCRYPTED):
             return Decision(Method.TLS, f"tls_{s.tls_level}")
         return Decision(Method.NONE, f"tls_{s.tls_level}")
-    if s.tls_ok:
+    if s.tls_ok and s.tls_level in (TlsLevel.VERIFIED, TlsLevel.ENCRYPTED):
         return Decision(Method.TLS, f"tls_{s.tls_level}")
     return _fallback(policy, s, f"tls_{s.tls_level}")
 

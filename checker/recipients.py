@@ -10,6 +10,7 @@ import email_validator
 from checker.names import DomainName, InvalidDomain, normalize_domain
 
 MAX_ADDRESS_LENGTH = 320  # RFC 3696 errata: 64 + 1 + 255
+MAX_LOCAL_PART = 64  # RFC 5321 4.5.3.1.1
 MAX_INPUT_LENGTH = 4096  # one input string, which may hold a list
 # email-validator judges the local part; the domain is judged by our own IDNA normaliser, the
 # one the domain checker uses (email-validator would refuse special-use names outright, while
@@ -93,6 +94,8 @@ def parse_recipient(text: str) -> Recipient:
     except email_validator.EmailNotValidError as exc:
         return Recipient(text, error=str(exc))
     local_part = checked.local_part
+    if len(local_part.encode()) > MAX_LOCAL_PART:
+        return Recipient(text, error=f"the local part is longer than {MAX_LOCAL_PART} octets")
     full = f"{local_part}@{domain.unicode}"
     if len(f"{local_part}@{domain.ascii}".encode()) > MAX_ADDRESS_LENGTH:
         return Recipient(text, error="address is too long")
