@@ -10,10 +10,11 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from checker.access import principal
 from checker.encoding import json_response
 from checker.http_errors import bad_request
 from checker.names import InvalidDomain, normalize_domain
-from checker.wiring import ENGINE_KEY, SETTINGS_KEY, STORE_KEY
+from checker.wiring import ENGINE_KEY, LIMITS_KEY, SETTINGS_KEY, STORE_KEY
 
 routes = web.RouteTableDef()
 
@@ -29,7 +30,8 @@ async def get_domain(request: web.Request) -> web.Response:
     except InvalidDomain as exc:
         raise bad_request(exc.code, str(exc)) from None
     wait = wait_seconds(request.query.get("wait"), settings.request_wait)
-    report = await request.app[ENGINE_KEY].checker.check(name, wait)
+    with request.app[LIMITS_KEY].concurrency.hold(principal(request).token):
+        report = await request.app[ENGINE_KEY].checker.check(name, wait)
     if report is None:
         body = {"status": "pending", "domain": name.unicode, "ascii_domain": name.ascii}
         return json_response(body, 202, {"Retry-After": "2"})

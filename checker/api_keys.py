@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from checker.access import authorize
 from checker.encoding import json_response
 from checker.http_errors import ApiError, bad_request
 from checker.http_input import json_object, page, read_json, string_field, user_address
@@ -17,7 +18,9 @@ routes = web.RouteTableDef()
 
 
 def _user(request: web.Request) -> str:
-    return user_address(request.match_info["user"]) or ""
+    user = user_address(request.match_info["user"]) or ""
+    authorize(request, user)
+    return user
 
 
 def _recipient(request: web.Request) -> Recipient:

@@ -6,13 +6,14 @@ from typing import Any
 
 from aiohttp import web
 
+from checker.access import acting_user, principal
 from checker.api_domains import wait_seconds
 from checker.encoding import json_response
 from checker.http_errors import ApiError, bad_request
 from checker.http_input import json_object, read_json, string_field, user_address
 from checker.policy import Policy
 from checker.recipients import split_list
-from checker.wiring import PREVIEW_KEY, SETTINGS_KEY
+from checker.wiring import LIMITS_KEY, PREVIEW_KEY, SETTINGS_KEY
 
 routes = web.RouteTableDef()
 
@@ -24,9 +25,11 @@ async def post_preview(request: web.Request) -> web.Response:
     body = json_object(await read_json(request))
     recipients = recipient_list(body.get("recipients"), settings.max_recipients)
     policy = parse_policy(string_field(body, "policy", required=False))
-    user = user_address(string_field(body, "user", required=False, max_length=320))
+    named = user_address(string_field(body, "user", required=False, max_length=320))
+    user = acting_user(request, named)
     wait = wait_seconds(request.query.get("wait"), settings.request_wait)
-    preview = await request.app[PREVIEW_KEY].preview(recipients, policy, user, wait)
+    with request.app[LIMITS_KEY].concurrency.hold(principal(request).token):
+        preview = await request.app[PREVIEW_KEY].preview(recipients, policy, user, wait)
     return json_response(preview.to_json())
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from checker.access import authorize
 from checker.encoding import json_response
 from checker.http_errors import ApiError, bad_request
 from checker.http_input import json_object, page, read_json, string_field, user_address
@@ -21,8 +22,10 @@ MAX_ENTRIES = 1000  # per POST
 
 
 def _owner(request: web.Request) -> str:
-    """The owner of the entries a route reaches: the account, or the user in the path."""
-    return user_address(request.match_info.get("user")) or ACCOUNT
+    """Whose entries a route reaches (the account, or the path's user), if the caller may."""
+    user = user_address(request.match_info.get("user"))
+    authorize(request, user)
+    return user or ACCOUNT
 
 
 @routes.get("/v1/suppressions")

@@ -9,29 +9,47 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from checker import api_domains, api_keys, api_preview, api_suppressions
+from checker import api_auth, api_domains, api_keys, api_preview, api_suppressions
+from checker.access import access_middleware
+from checker.auth import AuthService
+from checker.credentials import load_master_key
 from checker.http_errors import error_middleware
+from checker.limits import Limits
 from checker.preview import PreviewEngine
 from checker.settings import Settings
 from checker.store import Store
-from checker.wiring import ENGINE_KEY, PREVIEW_KEY, SETTINGS_KEY, STORE_KEY, Deps, build_engine
+from checker.wiring import (
+    AUTH_KEY,
+    ENGINE_KEY,
+    LIMITS_KEY,
+    PREVIEW_KEY,
+    SETTINGS_KEY,
+    STORE_KEY,
+    Deps,
+    build_engine,
+)
 
 log = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(settings: Settings, deps: Deps | None = None) -> web.Application:
     """Build the service: settings and engine in typed keys, routes, middlewares, cleanup."""
     app = web.Application(
-        middlewares=[_metrics_middleware, error_middleware], client_max_size=MAX_BODY_BYTES
+        middlewares=[_metrics_middleware, error_middleware, access_middleware],
+        client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS_KEY] = settings
     engine = build_engine(settings, deps)
     app[ENGINE_KEY] = engine
-    app[STORE_KEY] = Store(settings.db)
-    app[PREVIEW_KEY] = PreviewEngine(engine.checker, app[STORE_KEY])
-    for module in (api_domains, api_preview, api_suppressions, api_keys):
+    store = Store(settings.db)
+    app[STORE_KEY] = store
+    app[PREVIEW_KEY] = PreviewEngine(engine.checker, store)
+    master = load_master_key(settings.secret_key_file)
+    app[AUTH_KEY] = AuthService(store, master, settings.auth_code_ttl)
+    app[LIMITS_KEY] = Limits(
+        settings.rate_limit, settings.rate_burst, settings.max_concurrent_checks
+    )
+    for module in (api_domains, api_preview, api_suppressions, api_keys, api_auth):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_engine_ctx)

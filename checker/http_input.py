@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,7 @@ from aiohttp import web
 
 from checker.http_errors import ApiError, bad_request
 from checker.recipients import normalize_address
+from checker.wiring import SETTINGS_KEY
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
@@ -17,7 +19,11 @@ DEFAULT_PAGE = 100
 
 async def read_json(request: web.Request) -> Any:
     """The parsed JSON body; 400 invalid_json when it is not JSON (413 past the size limit)."""
-    raw = await request.read()
+    try:
+        async with asyncio.timeout(request.app[SETTINGS_KEY].body_timeout):
+            raw = await request.read()
+    except TimeoutError:
+        raise ApiError(408, "request_timeout", "the request body came too slowly") from None
     if not raw.strip():
         raise bad_request("invalid_json", "the request body must be JSON")
     try:

@@ -58,6 +58,19 @@ class Metrics:
             registry=r,
         )
 
+        self.auth_failures = Counter(
+            "mailpreflight_auth_failures_total",
+            "Refused credentials by reason code.",
+            ["code"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "mailpreflight_rate_limited_total",
+            "Requests refused by a per-credential limit (rate, concurrency).",
+            ["limit"],
+            registry=r,
+        )
+
     def cache_recorder(self, layer: str) -> CacheRecorder:
         """A callback for FlightCache that counts hits and misses of one layer."""
         return CacheRecorder(self, layer)

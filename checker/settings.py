@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -67,6 +68,14 @@ class Settings:
     log_format: str = "text"
     log_level: str = "INFO"
     max_recipients: int = 1000
+    secret_key_file: Path = Path("var/secret.key")
+    auth_code_ttl: float = 3600.0
+    metrics_public: bool = False
+    rate_limit: float = 20.0
+    rate_burst: int = 40
+    max_concurrent_checks: int = 8
+    max_body_bytes: int = 1024 * 1024
+    body_timeout: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -92,14 +101,32 @@ class Settings:
             raise SettingsError("CHECKER_LOG_FORMAT: must be text or json")
         if not 0 < self.port < 65536 or not 0 < self.smtp_port < 65536:
             raise SettingsError("CHECKER_PORT / CHECKER_SMTP_PORT: must be 1..65535")
-        positive = ("request_wait", "dns_timeout", "connect_timeout", "read_timeout")
-        for name in (*positive, "probe_deadline", "max_probes", "max_mx", "max_addresses_per_mx"):
+        for name in _POSITIVE:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"CHECKER_{name.upper()}: must be greater than zero")
         if self.dns_min_ttl > self.dns_max_ttl:
             raise SettingsError("CHECKER_DNS_MIN_TTL: must not exceed CHECKER_DNS_MAX_TTL")
         if not self.auth and not _is_loopback_host(self.host):
             raise SettingsError("CHECKER_AUTH=off is allowed only on a loopback bind")
+
+
+_POSITIVE = (
+    "request_wait",
+    "dns_timeout",
+    "connect_timeout",
+    "read_timeout",
+    "probe_deadline",
+    "max_probes",
+    "max_mx",
+    "max_addresses_per_mx",
+    "auth_code_ttl",
+    "rate_burst",
+    "max_concurrent_checks",
+    "max_body_bytes",
+    "body_timeout",
+    "max_recipients",
+    "cache_size",
+)
 
 
 def _is_loopback_host(host: str) -> bool:
@@ -159,6 +186,13 @@ def _parse_min_tls(raw: str) -> str:
     return value
 
 
+def _parse_float(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError(f"{raw!r} is not a finite number")
+    return value
+
+
 def _parse_by_type(type_name: object) -> Any:
     text = str(type_name)
     if text == "bool":
@@ -166,7 +200,7 @@ def _parse_by_type(type_name: object) -> Any:
     if text == "int":
         return int
     if text == "float":
-        return float
+        return _parse_float
     if "Path" in text:
         return Path
     return str
@@ -179,4 +213,5 @@ _PARSERS: dict[str, Any] = {
     "min_tls": _parse_min_tls,
     "auth": _parse_bool,
     "require_verified": _parse_bool,
+    "metrics_public": _parse_bool,
 }

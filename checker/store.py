@@ -47,6 +47,30 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (owner, address, type)
     );
     """,
+    """
+    CREATE TABLE credentials (
+        token TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL,
+        scope TEXT NOT NULL CHECK (scope IN ('account', 'user')),
+        user TEXT,
+        name TEXT,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    CREATE TABLE auth_codes (
+        code_hash TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        token TEXT NOT NULL REFERENCES credentials (token),
+        kind TEXT NOT NULL CHECK (kind IN ('auth', 'oauth')),
+        expires_at REAL NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX auth_codes_session ON auth_codes (session_id);
+    CREATE TABLE used_signatures (
+        signature TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    );
+    """,
 )
 
 
@@ -120,15 +144,16 @@ class Store:
     async def close(self) -> None:
         """Close the connection and the thread."""
         if self._db is not None:
-            await self._run(sqlite3.Connection.close)
+            await self.run(sqlite3.Connection.close)
             self._db = None
         self._executor.shutdown(wait=True)
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
-        return bool(await self._run(lambda db: db.execute("SELECT 1").fetchone()[0]))
+        return bool(await self.run(lambda db: db.execute("SELECT 1").fetchone()[0]))
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on the store's thread; the only way to touch the database."""
         if self._db is None:
             raise RuntimeError("store is not open")
         loop = asyncio.get_running_loop()
@@ -143,7 +168,7 @@ class Store:
         now = iso(datetime.now(UTC)) or ""
 
         def write(db: sqlite3.Connection) -> list[Suppression]:
-            with _transaction(db):
+            with transaction(db):
                 for kind, value, reason, note in entries:
                     db.execute(
                         "INSERT INTO suppressions (owner, kind, value, reason, note, created_at)"
@@ -153,7 +178,7 @@ class Store:
                     )
                 return [_suppression(r) for r in _select_entries(db, owner, entries)]
 
-        return await self._run(write)
+        return await self.run(write)
 
     async def list_suppressions(
         self, owner: str, first_row: int, matches: int, kind: str | None, value: str | None
@@ -173,20 +198,20 @@ class Store:
             )
             return [_suppression(r) for r in rows], int(total.fetchone()[0])
 
-        return await self._run(read)
+        return await self.run(read)
 
     async def delete_suppression(self, owner: str, kind: str, value: str) -> bool:
         """Remove one entry; False when there was none."""
 
         def write(db: sqlite3.Connection) -> bool:
-            with _transaction(db):
+            with transaction(db):
                 cursor = db.execute(
                     "DELETE FROM suppressions WHERE owner = ? AND kind = ? AND value = ?",
                     (owner, kind, value),
                 )
                 return cursor.rowcount > 0
 
-        return await self._run(write)
+        return await self.run(write)
 
     async def suppressed(
         self, owners: Sequence[str], addresses: Iterable[str], domains: Iterable[str]
@@ -213,7 +238,7 @@ class Store:
                         found[(str(kind), str(value))] = str(owner)
             return found
 
-        return await self._run(read) if wanted and owners else {}
+        return await self.run(read) if wanted and owners else {}
 
     # Keys
 
@@ -232,7 +257,7 @@ class Store:
         )
 
         def write(db: sqlite3.Connection) -> None:
-            with _transaction(db):
+            with transaction(db):
                 db.execute(
                     "INSERT INTO keys (owner, address, type, fingerprint, key_created_at,"
                     " expires_at, key_text, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -243,7 +268,7 @@ class Store:
                     row,
                 )
 
-        await self._run(write)
+        await self.run(write)
         return StoredKey(owner, address, row[2], row[3], row[4], row[5], now, text)
 
     async def keys(
@@ -278,20 +303,20 @@ class Store:
                 found += [StoredKey(*r) for r in rows]
             return found, len(found)
 
-        return await self._run(read)
+        return await self.run(read)
 
     async def delete_keys(self, owner: str, address: str, key_type: str | None) -> int:
         """Remove the owner's keys for `address` (of one type, or all); how many went."""
 
         def write(db: sqlite3.Connection) -> int:
-            with _transaction(db):
+            with transaction(db):
                 if key_type is None:
                     sql, args = "DELETE FROM keys WHERE owner = ? AND address = ?", (owner, address)
                     return db.execute(sql, args).rowcount
                 sql = "DELETE FROM keys WHERE owner = ? AND address = ? AND type = ?"
                 return db.execute(sql, (owner, address, key_type)).rowcount
 
-        return await self._run(write)
+        return await self.run(write)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -302,7 +327,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA busy_timeout=5000")
     version = db.execute("PRAGMA user_version").fetchone()[0]
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        with _transaction(db):
+        with transaction(db):
             for statement in script.split(";"):
                 if statement.strip():
                     db.execute(statement)
@@ -310,7 +335,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-class _transaction:
+class transaction:
     """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error."""
 
     def __init__(self, db: sqlite3.Connection) -> None:

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from checker.auth import AuthService
 from checker.domain_checker import CheckPolicy, DomainChecker
 from checker.guard import AddressGuard
+from checker.limits import Limits
 from checker.metrics import Metrics
 from checker.preview import PreviewEngine
 from checker.resolver import DnsConfig, DnsResolver, Resolver
@@ -81,4 +83,6 @@ def build_engine(settings: Settings, deps: Deps | None = None) -> Engine:
 SETTINGS_KEY = web.AppKey("settings", Settings)
 ENGINE_KEY = web.AppKey("engine", Engine)
 STORE_KEY = web.AppKey("store", Store)
+AUTH_KEY = web.AppKey("auth", AuthService)
+LIMITS_KEY = web.AppKey("limits", Limits)
 PREVIEW_KEY = web.AppKey("preview", PreviewEngine)

@@ -40,6 +40,7 @@ def make_client(world: World, aiohttp_client: AiohttpClient, tmp_path: Path) -> 
 
     async def make(**overrides: str) -> TestClient[web.Request, web.Application]:
         overrides.setdefault("db", str(tmp_path / "mailpreflight.db"))
+        overrides.setdefault("secret_key_file", str(tmp_path / "secret.key"))
         env = world.env(**{f"CHECKER_{k.upper()}": v for k, v in overrides.items()})
         return await aiohttp_client(create_app(Settings.from_env(env)))
 

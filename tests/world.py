@@ -141,6 +141,8 @@ class World:
             "CHECKER_READ_TIMEOUT": "1",
             "CHECKER_PROBE_DEADLINE": "4",
             "CHECKER_AUTH": "off",
+            "CHECKER_RATE_LIMIT": "0",
+            "CHECKER_MAX_CONCURRENT_CHECKS": "1000",
         }
         return base | extra
 
