@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from importlib import resources
 from collections.abc import Coroutine
 from typing import Any
 
@@ -18,6 +19,7 @@ from checker.wiring import ENGINE_KEY, LIMITS_KEY, SETTINGS_KEY, STORE_KEY
 
 routes = web.RouteTableDef()
 
+OPENAPI_DOCUMENT = (resources.files("checker") / "data" / "openapi.json").read_bytes()
 READY_TIMEOUT = 2.0  # a readiness probe must answer faster than the orchestrator gives up
 
 
@@ -76,6 +78,12 @@ async def _within(check: Coroutine[Any, Any, bool]) -> bool:
             return await check
     except TimeoutError:
         return False
+
+
+@routes.get("/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of this API (kept in the repo as checker/data/openapi.json)."""
+    return web.Response(body=OPENAPI_DOCUMENT, content_type="application/json")
 
 
 @routes.get("/metrics")

@@ -7,11 +7,14 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
 from checker import logs
 from checker.app import create_app
+from checker.auth import AuthService, Scope
+from checker.credentials import load_master_key
 from checker.encoding import dumps
 from checker.models import DomainReport
 from checker.names import DomainName, InvalidDomain, normalize_domain
@@ -45,7 +48,22 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--policy", default=str(Policy.TLS_OR_FALLBACK), help="sender policy")
     preview.add_argument("--user", help="the sending user (their suppressions and keys)")
     preview.add_argument("--json", action="store_true", help="the preview as one JSON object")
+    _add_keys_parser(sub)
     return parser
+
+
+def _add_keys_parser(sub: Any) -> None:
+    keys = sub.add_parser("keys", help="API credentials: create, list, revoke")
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a credential; prints its secret once")
+    create.add_argument("--scope", choices=[s.value for s in Scope], required=True)
+    create.add_argument("--user", help="the user address a user-scope credential is bound to")
+    create.add_argument("--name", help="a label for people")
+    create.add_argument("--json", action="store_true", help="print one JSON object")
+    listing = actions.add_parser("list", help="list credentials (never their secrets)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    revoke = actions.add_parser("revoke", help="revoke a credential and its codes")
+    revoke.add_argument("token")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     if args.command == "preview":
         return _preview(settings, args)
+    if args.command == "keys":
+        return asyncio.run(_keys(settings, args))
     return _check(settings, args.domains, args.json)
 
 
@@ -127,6 +147,54 @@ async def _preview_all(
     finally:
         await engine.checker.close()
         await store.close()
+
+
+async def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    """`keys create|list|revoke`, straight on the database the service uses."""
+    scope = Scope(args.scope) if args.action == "create" else None
+    user = None
+    if args.action == "create" and (scope is Scope.USER) != (args.user is not None):
+        print("mailpreflight: --user goes with --scope user, and only with it", file=sys.stderr)
+        return EXIT_USAGE
+    if args.action == "create" and args.user is not None:
+        try:
+            user = normalize_address(args.user)
+        except ValueError as exc:
+            print(f"mailpreflight: --user: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    store = Store(settings.db)
+    await store.open()
+    try:
+        auth = AuthService(store, load_master_key(settings.secret_key_file), settings.auth_code_ttl)
+        return await _keys_action(auth, args, scope, user)
+    finally:
+        await store.close()
+
+
+async def _keys_action(
+    auth: AuthService, args: argparse.Namespace, scope: Scope | None, user: str | None
+) -> int:
+    if scope is not None:
+        credential, secret = await auth.create_credential(scope, user, args.name)
+        body = {**credential.to_json(), "secret": secret}
+        if args.json:
+            print(dumps(body))
+        else:
+            print(f"token:  {credential.token}\nsecret: {secret}\n(the secret is shown only now)")
+        return EXIT_OK
+    if args.action == "list":
+        for c in await auth.list_credentials():
+            if args.json:
+                print(dumps(c.to_json()))
+            else:
+                state = f"revoked {c.revoked_at}" if c.revoked_at else "active"
+                print(f"{c.token}  {c.scope}  {c.user or '-'}  {c.name or '-'}  {state}")
+        return EXIT_OK
+    if await auth.revoke_credential(args.token):
+        print(f"revoked {args.token}")
+        return EXIT_OK
+    print(f"mailpreflight: no active credential {args.token}", file=sys.stderr)
+    return EXIT_NOT_OK
 
 
 def _text(report: DomainReport) -> str:
