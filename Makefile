@@ -21,8 +21,10 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
+# A developer's loopback server answers without credentials unless CHECKER_AUTH is set;
+# the service itself refuses CHECKER_AUTH=off on any non-loopback bind.
 run: install
-	$(BIN)/mailpreflight serve
+	CHECKER_AUTH=$${CHECKER_AUTH:-off} $(BIN)/mailpreflight serve
 
 lint: install-dev
 	$(BIN)/ruff check .
