@@ -71,6 +71,54 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at REAL NOT NULL
     );
     """,
+    """
+    CREATE TABLE audits (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        credential TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        user TEXT,
+        status TEXT NOT NULL,
+        total INTEGER NOT NULL DEFAULT 0,
+        done INTEGER NOT NULL DEFAULT 0,
+        counts TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        error TEXT
+    );
+    CREATE INDEX audits_owner ON audits (owner, created_at);
+    CREATE TABLE audit_rows (
+        audit_id TEXT NOT NULL,
+        row INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        input TEXT NOT NULL,
+        method TEXT,
+        result TEXT,
+        PRIMARY KEY (audit_id, row),
+        UNIQUE (audit_id, key)
+    );
+    CREATE TABLE check_log (
+        ts REAL NOT NULL,
+        owner TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        mail TEXT NOT NULL,
+        level TEXT NOT NULL,
+        tls_ok INTEGER NOT NULL,
+        reasons TEXT NOT NULL
+    );
+    CREATE INDEX check_log_ts ON check_log (ts);
+    CREATE INDEX check_log_owner ON check_log (owner, ts);
+    CREATE TABLE recipient_log (
+        ts REAL NOT NULL,
+        owner TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        method TEXT NOT NULL,
+        count INTEGER NOT NULL
+    );
+    CREATE INDEX recipient_log_ts ON recipient_log (ts);
+    CREATE INDEX recipient_log_owner ON recipient_log (owner, ts);
+    """,
 )
 
 
