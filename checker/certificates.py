@@ -42,8 +42,8 @@ def describe(der: bytes, host: str, verify_code: int | None, now: datetime) -> C
     `verify_code` is None when the chain verified in the handshake, else OpenSSL's code.
     """
     cert = x509.load_der_x509_certificate(der)
-    san = _dns_names(cert)
-    names = san or _common_names(cert)  # the CN counts only when there is no SAN at all
+    has_san, san = _dns_names(cert)
+    names = san if has_san else _common_names(cert)  # the CN counts only without any SAN
     match = hostname_matches(host, names)
     trusted = verify_code is None or verify_code in _DATE_CODES
     return CertificateFacts(
@@ -74,12 +74,13 @@ def _first_error(
     return None
 
 
-def _dns_names(cert: x509.Certificate) -> list[str]:
+def _dns_names(cert: x509.Certificate) -> tuple[bool, list[str]]:
+    """(whether the certificate has a SAN extension at all, its DNS names)."""
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
-        return []
-    return [str(n) for n in ext.value.get_values_for_type(x509.DNSName)][:MAX_SAN_NAMES]
+        return False, []
+    return True, [str(n) for n in ext.value.get_values_for_type(x509.DNSName)][:MAX_SAN_NAMES]
 
 
 def _common_names(cert: x509.Certificate) -> list[str]:

@@ -33,7 +33,11 @@ def normalize_domain(text: str) -> DomainName:
     """Trim, lower-case, drop one trailing dot and convert to A-labels; raise InvalidDomain."""
     if len(text) > MAX_INPUT_LENGTH:
         raise InvalidDomain("domain name is too long")
-    name = text.strip().lower()
+    try:
+        # UTS-46 mapping first, so that ideographic and full-width dots count as dots.
+        name = idna.uts46_remap(text.strip(), std3_rules=False, transitional=False).lower()
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise InvalidDomain(f"not a valid domain name: {exc}") from None
     name = name[:-1] if name.endswith(".") else name
     if not name:
         raise InvalidDomain("domain name is empty")

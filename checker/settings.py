@@ -76,6 +76,7 @@ class Settings:
     max_concurrent_checks: int = 8
     max_body_bytes: int = 1024 * 1024
     body_timeout: float = 30.0
+    report_retention_days: float = 90.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -99,6 +100,11 @@ class Settings:
             raise SettingsError("CHECKER_MIN_TLS: must be one of 1.0, 1.1, 1.2, 1.3")
         if self.log_format not in {"text", "json"}:
             raise SettingsError("CHECKER_LOG_FORMAT: must be text or json")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise SettingsError("CHECKER_LOG_LEVEL: must be DEBUG, INFO, WARNING or ERROR")
+        for name in _NOT_NEGATIVE:
+            if getattr(self, name) < 0:
+                raise SettingsError(f"CHECKER_{name.upper()}: must not be negative")
         if not 0 < self.port < 65536 or not 0 < self.smtp_port < 65536:
             raise SettingsError("CHECKER_PORT / CHECKER_SMTP_PORT: must be 1..65535")
         for name in _POSITIVE:
@@ -126,6 +132,17 @@ _POSITIVE = (
     "body_timeout",
     "max_recipients",
     "cache_size",
+    "report_retention_days",
+)
+
+
+_NOT_NEGATIVE = (
+    "probe_ttl",
+    "probe_failure_ttl",
+    "dns_min_ttl",
+    "dns_max_ttl",
+    "dns_error_ttl",
+    "rate_limit",
 )
 
 
@@ -161,7 +178,9 @@ def _parse_nameserver(item: str) -> Nameserver:
     host, port = item, 53
     if item.startswith("["):  # [v6]:port
         host, _, rest = item[1:].partition("]")
-        port = int(rest[1:]) if rest.startswith(":") else 53
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"{item!r}: expected [address]:port")
+        port = int(rest[1:]) if rest else 53
     elif item.count(":") == 1:
         host, _, port_text = item.partition(":")
         port = int(port_text)
@@ -181,6 +200,7 @@ def _parse_suffixes(raw: str) -> tuple[str, ...]:
 
 def _parse_min_tls(raw: str) -> str:
     value = raw.removeprefix("TLSv").removeprefix("tls")
+    value = "1.0" if value == "1" else value  # OpenSSL writes TLS 1.0 as "TLSv1"
     if value not in _TLS_VERSIONS:
         raise ValueError(f"{raw!r} is not one of 1.0, 1.1, 1.2, 1.3")
     return value
