@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-from importlib import resources
 from collections.abc import Coroutine
+from importlib import resources
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +15,8 @@ from checker.access import principal
 from checker.encoding import json_response
 from checker.http_errors import bad_request
 from checker.names import InvalidDomain, normalize_domain
-from checker.wiring import ENGINE_KEY, LIMITS_KEY, SETTINGS_KEY, STORE_KEY
+from checker.store import ACCOUNT
+from checker.wiring import ENGINE_KEY, LIMITS_KEY, REPORTS_KEY, SETTINGS_KEY, STORE_KEY
 
 routes = web.RouteTableDef()
 
@@ -37,6 +38,7 @@ async def get_domain(request: web.Request) -> web.Response:
     if report is None:
         body = {"status": "pending", "domain": name.unicode, "ascii_domain": name.ascii}
         return json_response(body, 202, {"Retry-After": "2"})
+    request.app[REPORTS_KEY].record_check(principal(request).user or ACCOUNT, report)
     return json_response(report.to_json())
 
 

@@ -13,7 +13,8 @@ from checker.http_errors import ApiError, bad_request
 from checker.http_input import json_object, read_json, string_field, user_address
 from checker.policy import Policy
 from checker.recipients import split_list
-from checker.wiring import LIMITS_KEY, PREVIEW_KEY, SETTINGS_KEY
+from checker.store import ACCOUNT
+from checker.wiring import LIMITS_KEY, PREVIEW_KEY, REPORTS_KEY, SETTINGS_KEY
 
 routes = web.RouteTableDef()
 
@@ -30,6 +31,7 @@ async def post_preview(request: web.Request) -> web.Response:
     wait = wait_seconds(request.query.get("wait"), settings.request_wait)
     with request.app[LIMITS_KEY].concurrency.hold(principal(request).token):
         preview = await request.app[PREVIEW_KEY].preview(recipients, policy, user, wait)
+    request.app[REPORTS_KEY].record_preview(user or ACCOUNT, preview)
     return json_response(preview.to_json())
 
 

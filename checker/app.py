@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -9,20 +10,32 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from checker import api_auth, api_domains, api_keys, api_preview, api_suppressions
+from checker import (
+    api_audits,
+    api_auth,
+    api_domains,
+    api_keys,
+    api_preview,
+    api_reports,
+    api_suppressions,
+)
 from checker.access import access_middleware
+from checker.audits import AuditService
 from checker.auth import AuthService
 from checker.credentials import load_master_key
 from checker.http_errors import error_middleware
 from checker.limits import Limits
 from checker.preview import PreviewEngine
+from checker.reports import ReportLog
 from checker.settings import Settings
 from checker.store import Store
 from checker.wiring import (
+    AUDITS_KEY,
     AUTH_KEY,
     ENGINE_KEY,
     LIMITS_KEY,
     PREVIEW_KEY,
+    REPORTS_KEY,
     SETTINGS_KEY,
     STORE_KEY,
     Deps,
@@ -44,14 +57,27 @@ def create_app(settings: Settings, deps: Deps | None = None) -> web.Application:
     store = Store(settings.db)
     app[STORE_KEY] = store
     app[PREVIEW_KEY] = PreviewEngine(engine.checker, store)
+    app[REPORTS_KEY] = ReportLog(store, settings.report_retention_days, metrics=engine.metrics)
     master = load_master_key(settings.secret_key_file)
     app[AUTH_KEY] = AuthService(store, master, settings.auth_code_ttl)
     app[LIMITS_KEY] = Limits(
         settings.rate_limit, settings.rate_burst, settings.max_concurrent_checks
     )
-    for module in (api_domains, api_preview, api_suppressions, api_keys, api_auth):
+    app[AUDITS_KEY] = AuditService(
+        store,
+        app[PREVIEW_KEY],
+        settings.audit_workers,
+        settings.audit_chunk_size,
+        settings.audit_concurrency,
+        app[REPORTS_KEY],
+    )
+    modules = (api_domains, api_preview, api_suppressions, api_keys, api_auth, api_reports)
+    for module in (*modules, api_audits):
         app.router.add_routes(module.routes)
+    # Torn down in reverse: checks stop, the report log's last rows land, the store closes.
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_reports_ctx)
+    app.cleanup_ctx.append(_audits_ctx)
     app.cleanup_ctx.append(_engine_ctx)
     return app
 
@@ -62,6 +88,27 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.open()
     yield
     await store.close()
+
+
+async def _reports_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The report log writes in the background while the store is open; its last rows at exit."""
+    task = asyncio.create_task(app[REPORTS_KEY].run(), name="report-log")
+    yield
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # our own teardown is being cancelled, not just the task we stopped
+
+
+async def _audits_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Audit workers run while the store is open; a job cut short resumes at the next start."""
+    task = asyncio.create_task(app[AUDITS_KEY].run(), name="audits")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +15,7 @@ from aiohttp import web
 from checker import logs
 from checker.app import create_app
 from checker.auth import AuthService, Scope
+from checker.cli_audit import AuditRequest, run_audit
 from checker.credentials import load_master_key
 from checker.encoding import dumps
 from checker.models import DomainReport
@@ -49,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--user", help="the sending user (their suppressions and keys)")
     preview.add_argument("--json", action="store_true", help="the preview as one JSON object")
     _add_keys_parser(sub)
+    audit = sub.add_parser("audit", help="audit a recipient list (CSV: an email column)")
+    audit.add_argument("file", type=Path, metavar="FILE.csv")
+    audit.add_argument("--policy", default=str(Policy.TLS_OR_FALLBACK), help="sender policy")
+    audit.add_argument("--user", help="the sending user (their suppressions and keys)")
+    audit.add_argument("--out", type=Path, help="write results: results.csv or results.json")
+    audit.add_argument(
+        "--server", help="submit to a running service at this URL and follow the job there"
+    )
     return parser
 
 
@@ -82,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _preview(settings, args)
     if args.command == "keys":
         return asyncio.run(_keys(settings, args))
+    if args.command == "audit":
+        return _audit(settings, args)
     return _check(settings, args.domains, args.json)
 
 
@@ -106,6 +118,23 @@ async def _check_all(settings: Settings, names: list[DomainName]) -> list[Domain
     finally:
         await engine.checker.close()
     return [r for r in results if r is not None]
+
+
+def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        policy = Policy(args.policy)
+        user = normalize_address(args.user) if args.user is not None else None
+    except ValueError as exc:
+        print(f"mailpreflight: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.file.is_file():
+        print(f"mailpreflight: {args.file}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    if args.out is not None and args.out.suffix.lower() not in (".csv", ".json"):
+        print("mailpreflight: --out must name a .csv or .json file", file=sys.stderr)
+        return EXIT_USAGE
+    request = AuditRequest(args.file, policy, user, args.out, args.server)
+    return asyncio.run(run_audit(settings, request))
 
 
 def _preview(settings: Settings, args: argparse.Namespace) -> int:

@@ -70,6 +70,11 @@ class Metrics:
             ["limit"],
             registry=r,
         )
+        self.report_rows_dropped = Counter(
+            "mailpreflight_report_rows_dropped_total",
+            "Report log rows dropped unwritten because the buffer was full.",
+            registry=r,
+        )
 
     def cache_recorder(self, layer: str) -> CacheRecorder:
         """A callback for FlightCache that counts hits and misses of one layer."""

@@ -79,9 +79,18 @@ class PreviewEngine:
         self._store = store
 
     async def preview(
-        self, inputs: list[str], policy: Policy, user: str | None, wait: float | None
+        self,
+        inputs: list[str],
+        policy: Policy,
+        user: str | None,
+        wait: float | None,
+        check_slots: asyncio.Semaphore | None = None,
     ) -> Preview:
-        """Decide every recipient; domains not checked within `wait` count as pending."""
+        """Decide every recipient; domains not checked within `wait` count as pending.
+
+        `check_slots` bounds how many domain checks run at once (batch audits use it so that
+        interactive requests keep probe slots).
+        """
         recipients = parse_recipients(inputs)
         valid = [r for r in recipients if r.domain is not None]
         owners = [ACCOUNT, user] if user else [ACCOUNT]
@@ -93,7 +102,7 @@ class PreviewEngine:
         for r in valid:
             if r.domain is not None and _suppression(r, suppressed) is None:
                 domains[r.domain.ascii] = r.domain
-        reports = await self._reports(list(domains.values()), wait)
+        reports = await self._reports(list(domains.values()), wait, check_slots)
         results = tuple(
             self._result(r, policy, reports, keys, suppressed, user) for r in recipients
         )
@@ -112,9 +121,18 @@ class PreviewEngine:
         return best
 
     async def _reports(
-        self, names: list[DomainName], wait: float | None
+        self, names: list[DomainName], wait: float | None, slots: asyncio.Semaphore | None
     ) -> dict[str, DomainReport | None]:
-        found = await asyncio.gather(*(self._checker.check(n, wait) for n in names))
+        async def one(name: DomainName) -> DomainReport | None:
+            if slots is None:
+                return await self._checker.check(name, wait)
+            cached = self._checker.cached(name)
+            if cached is not None:
+                return cached
+            async with slots:
+                return await self._checker.check(name, wait)
+
+        found = await asyncio.gather(*(one(n) for n in names))
         return {n.ascii: report for n, report in zip(names, found, strict=True)}
 
     def _result(

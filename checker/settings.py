@@ -77,6 +77,11 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     body_timeout: float = 30.0
     report_retention_days: float = 90.0
+    max_audit_bytes: int = 64 * 1024 * 1024
+    max_audit_recipients: int = 1_000_000
+    audit_workers: int = 2
+    audit_chunk_size: int = 500
+    audit_concurrency: int = 8
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -132,6 +137,11 @@ _POSITIVE = (
     "body_timeout",
     "max_recipients",
     "cache_size",
+    "max_audit_bytes",
+    "max_audit_recipients",
+    "audit_workers",
+    "audit_chunk_size",
+    "audit_concurrency",
     "report_retention_days",
 )
 

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from checker.audits import AuditService
 from checker.auth import AuthService
 from checker.domain_checker import CheckPolicy, DomainChecker
 from checker.guard import AddressGuard
 from checker.limits import Limits
 from checker.metrics import Metrics
 from checker.preview import PreviewEngine
+from checker.reports import ReportLog
 from checker.resolver import DnsConfig, DnsResolver, Resolver
 from checker.settings import Settings
 from checker.smtp_probe import ProbeConfig, Prober, SmtpProber
@@ -86,3 +88,5 @@ STORE_KEY = web.AppKey("store", Store)
 AUTH_KEY = web.AppKey("auth", AuthService)
 LIMITS_KEY = web.AppKey("limits", Limits)
 PREVIEW_KEY = web.AppKey("preview", PreviewEngine)
+REPORTS_KEY = web.AppKey("reports", ReportLog)
+AUDITS_KEY = web.AppKey("audits", AuditService)

@@ -11,6 +11,7 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.name
+import dns.node
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
@@ -25,6 +26,11 @@ class DnsBehaviour:
     servfail: set[str] = field(default_factory=set)
     silent: set[str] = field(default_factory=set)
     truncate: set[str] = field(default_factory=set)  # always TC over UDP: forces TCP
+    slow_suffixes: dict[str, float] = field(default_factory=dict)  # suffix → seconds of delay
+
+    def delay(self, name: str) -> float:
+        """How long to wait before answering `name`."""
+        return next((d for s, d in self.slow_suffixes.items() if name.endswith(s)), 0.0)
 
 
 class ZoneAnswerer:
@@ -36,6 +42,14 @@ class ZoneAnswerer:
         self.origin: dns.name.Name = zone.origin
         self.behaviour = behaviour
         self.queries: list[tuple[str, str, str]] = []  # (transport, name, type)
+
+    def delay_of(self, wire: bytes) -> float:
+        """The configured delay for the question in `wire`."""
+        try:
+            name = dns.message.from_wire(wire).question[0].name.to_text().lower()
+        except (dns.exception.DNSException, IndexError):
+            return 0.0
+        return self.behaviour.delay(name)
 
     def answer(self, wire: bytes, transport: str) -> bytes | None:
         """The response to one query in wire format, or None to stay silent."""
@@ -63,7 +77,7 @@ class ZoneAnswerer:
     def _fill(self, response: dns.message.Message, qname: dns.name.Name, rdtype: int) -> None:
         name = qname
         for _ in range(8):  # follow CNAMEs inside the zone
-            node = self.zone.get_node(name)
+            node = self.zone.get_node(name) or self._wildcard(name)
             if node is None:
                 if not self._has_descendant(name):
                     response.set_rcode(dns.rcode.NXDOMAIN)
@@ -80,6 +94,12 @@ class ZoneAnswerer:
                 return
             response.answer.append(_rrset(name, found))
             return
+
+    def _wildcard(self, name: dns.name.Name) -> dns.node.Node | None:
+        """The `*.parent` node that covers `name`, if the zone has one (RFC 4592, simply)."""
+        if name == self.origin or len(name) < 2:
+            return None
+        return self.zone.get_node(dns.name.Name(("*", *name.parent().labels)))
 
     def _has_descendant(self, name: dns.name.Name) -> bool:
         return any(n.is_subdomain(name) for n in self.zone.nodes)
@@ -104,7 +124,12 @@ class _Udp(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         reply = self.answerer.answer(data, "udp")
-        if reply is not None and self.transport is not None:
+        if reply is None or self.transport is None:
+            return
+        delay = self.answerer.delay_of(data)
+        if delay:
+            asyncio.get_running_loop().call_later(delay, self.transport.sendto, reply, addr)
+        else:
             self.transport.sendto(reply, addr)
 
 

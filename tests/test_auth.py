@@ -75,6 +75,29 @@ def _calls(user: str) -> dict[tuple[str, str], Call]:
             "DELETE", f"/v1/users/{user}/keys/b@y.org", frozenset({404}), user=user
         ),
         ("GET", "/metrics"): Call("GET", "/metrics", ok, account_only=True),
+        ("POST", "/v1/audits"): Call(
+            "POST",
+            "/v1/audits",
+            frozenset({202}),
+            {"recipients": ["a@good.test"], "user": user},
+            user,
+        ),
+        ("GET", "/v1/audits"): Call("GET", "/v1/audits", ok),
+        ("GET", "/v1/audits/{id}"): Call("GET", "/v1/audits/aud_none", frozenset({404})),
+        ("GET", "/v1/audits/{id}/results"): Call(
+            "GET", "/v1/audits/aud_none/results", frozenset({404})
+        ),
+        ("DELETE", "/v1/audits/{id}"): Call("DELETE", "/v1/audits/aud_none", frozenset({404})),
+        ("GET", "/v1/reports/summary"): Call("GET", "/v1/reports/summary", ok, account_only=True),
+        ("GET", "/v1/reports/tls-failures"): Call(
+            "GET", "/v1/reports/tls-failures", ok, account_only=True
+        ),
+        ("GET", "/v1/users/{user}/reports/summary"): Call(
+            "GET", f"/v1/users/{user}/reports/summary", ok, user=user
+        ),
+        ("GET", "/v1/users/{user}/reports/tls-failures"): Call(
+            "GET", f"/v1/users/{user}/reports/tls-failures", ok, user=user
+        ),
     }
 
 

@@ -109,11 +109,14 @@ supselfsigned     MX  10 mx.selfsigned.test.
 supnostarttls     MX  10 mx.nostarttls.test.
 suprefused        MX  10 mx.refused.test.
 supnullmx         MX  0 .
+; any name under slowdns.test: an MX whose answer comes late (for long-running audits)
+*.slowdns         MX  10 mx.good.test.
 """
 DNS_BEHAVIOUR = DnsBehaviour(
     servfail={"servfail.test.", "supservfail.test.", "mx.servfail.test."},
     silent={"dnstimeout.test."},
     truncate={"overtcp.test."},
+    slow_suffixes={".slowdns.test.": 0.3},
 )
 
 
