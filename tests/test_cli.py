@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from tests.service_process import Service, free_port
 from tests.world import World
 
 
@@ -106,3 +111,87 @@ class TestPreview:
         assert result.returncode == 2
         assert "mailpreflight:" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+AUDIT_CSV = 'name,email\r\n"Ann, A.",a@good.test\r\nBob,b@nostarttls.test\r\nCy,c@nullmx.test\r\n'
+
+
+class TestAudit:
+    """`mailpreflight audit FILE.csv [--out …] [--server URL]`."""
+
+    def test_in_process_csv_out(self, world: World, tmp_path: Path) -> None:
+        """In-process: plain progress lines off a terminal, a summary, and results.csv."""
+        source = tmp_path / "list.csv"
+        source.write_text(AUDIT_CSV)
+        out = tmp_path / "results.csv"
+        result = _run(
+            world, "audit", str(source), "--out", str(out), CHECKER_DB=str(tmp_path / "a.db")
+        )
+        assert result.returncode == 0, result.stderr
+        assert "audit done: 3/3 recipients" in result.stderr
+        assert "domains 3/3" in result.stderr
+        assert "done: 3/3; escrow 1, tls 1, undeliverable 1" in result.stdout
+        rows = list(csv.DictReader(io.StringIO(out.read_text())))
+        assert [(r["input"], r["method"]) for r in rows] == [
+            ("a@good.test", "tls"),
+            ("b@nostarttls.test", "escrow"),
+            ("c@nullmx.test", "undeliverable"),
+        ]
+
+    def test_in_process_json_out(self, world: World, tmp_path: Path) -> None:
+        """--out results.json writes the audit and its results as one JSON document."""
+        source = tmp_path / "list.csv"
+        source.write_text(AUDIT_CSV)
+        out = tmp_path / "results.json"
+        result = _run(
+            world, "audit", str(source), "--policy", "tls_exclusive", "--out", str(out),
+            CHECKER_DB=str(tmp_path / "a.db"),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        document = json.loads(out.read_text())
+        assert document["audit"]["counts"] == {"tls": 1, "blocked": 1, "undeliverable": 1}
+        assert [r["method"] for r in document["results"]] == ["tls", "blocked", "undeliverable"]
+
+    async def test_server_mode(self, world: World, tmp_path: Path) -> None:
+        """--server submits to a running service, follows the job and downloads the results."""
+        source = tmp_path / "list.csv"
+        source.write_text(AUDIT_CSV)
+        out = tmp_path / "results.csv"
+        service = Service(world, tmp_path, free_port())
+        async with aiohttp.ClientSession() as http:
+            await service.start(http)
+        try:
+            result = await asyncio.to_thread(
+                _run, world, "audit", str(source), "--server", service.base, "--out", str(out),
+                CHECKER_DB=str(tmp_path / "other.db"),
+            )  # fmt: skip
+        finally:
+            service.stop()
+        assert result.returncode == 0, result.stderr
+        assert "done: 3/3" in result.stdout
+        assert [r["method"] for r in csv.DictReader(io.StringIO(out.read_text()))] == [
+            "tls",
+            "escrow",
+            "undeliverable",
+        ]
+
+    @pytest.mark.parametrize(
+        "args",
+        [["missing.csv"], ["list.csv", "--policy", "nope"], ["list.csv", "--out", "x.txt"]],
+    )
+    def test_bad_arguments(self, world: World, tmp_path: Path, args: list[str]) -> None:
+        """A missing file, an unknown policy or a bad --out: exit 2 with a message."""
+        (tmp_path / "list.csv").write_text(AUDIT_CSV)
+        args = [str(tmp_path / a) if a.endswith(".csv") else a for a in args]
+        result = _run(world, "audit", *args, CHECKER_DB=str(tmp_path / "a.db"))
+        assert result.returncode == 2
+        assert "mailpreflight:" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_empty_list(self, world: World, tmp_path: Path) -> None:
+        """A CSV without addresses: exit 2."""
+        source = tmp_path / "list.csv"
+        source.write_text("email\r\n")
+        result = _run(world, "audit", str(source), CHECKER_DB=str(tmp_path / "a.db"))
+        assert result.returncode == 2
+        assert "no recipients" in result.stderr
