@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import tempfile
 from collections.abc import AsyncIterator
@@ -19,7 +18,7 @@ from checker.auth import Scope
 from checker.csvio import BATCH, CSV_COLUMNS, csv_batches, csv_row, csv_text
 from checker.encoding import json_response
 from checker.http_errors import ApiError, bad_request
-from checker.http_input import json_object, page, string_field, user_address
+from checker.http_input import json_object, page, parse_json, string_field, user_address
 from checker.wiring import AUDITS_KEY, SETTINGS_KEY
 
 routes = web.RouteTableDef()
@@ -126,11 +125,8 @@ async def _stream_csv(request: web.Request, audit: Audit) -> web.StreamResponse:
 
 
 async def _json_body(request: web.Request, limit: int) -> Any:
-    data = await _read_capped(request, limit)
-    try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise bad_request("invalid_json", "the request body is not valid JSON") from None
+    # parse_json also refuses lone surrogates and deep nesting (each once a 500 here).
+    return parse_json(await _read_capped(request, limit))
 
 
 async def _read_capped(request: web.Request, limit: int) -> bytes:

@@ -19,6 +19,7 @@ from checker.wiring import AUTH_KEY, ENGINE_KEY
 routes = web.RouteTableDef()
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+MAX_DATE = 2**53 - 1  # unix seconds; larger ones cannot be compared with the float clock
 
 
 @routes.post("/v1/auth")
@@ -28,9 +29,9 @@ async def post_auth(request: web.Request) -> web.Response:
     token = string_field(body, "token", max_length=100) or ""
     signature = string_field(body, "signature", max_length=128) or ""
     date = body.get("date")
-    if isinstance(date, str) and date.isdigit():
-        date = int(date)
-    if not isinstance(date, int) or isinstance(date, bool):
+    if isinstance(date, str) and date.isascii() and date.isdigit() and len(date) <= 16:
+        date = int(date)  # str.isdigit alone also passes "²" and 5000-digit strings
+    if not isinstance(date, int) or isinstance(date, bool) or not 0 <= date <= MAX_DATE:
         raise bad_request("invalid_request", "'date' must be unix seconds (an integer)")
     try:
         code, expires = await request.app[AUTH_KEY].exchange(token, date, signature)
@@ -45,7 +46,8 @@ async def post_auth(request: web.Request) -> web.Response:
 async def delete_auth(request: web.Request) -> web.Response:
     """Revoke the session of the presented code, and every code issued in it."""
     principal(request)  # the middleware has authenticated the bearer
-    bearer = request.headers["Authorization"].partition(" ")[2].strip()
+    # With CHECKER_AUTH=off there may be no header at all, and nothing to revoke.
+    bearer = request.headers.get("Authorization", "").partition(" ")[2].strip()
     await request.app[AUTH_KEY].revoke_session(bearer)
     return web.Response(status=204)
 
@@ -74,7 +76,10 @@ def _basic(header: str) -> tuple[str, str] | None:
 @routes.post("/oauth/token")
 async def oauth_token(request: web.Request) -> web.Response:
     """RFC 6749 §4.4: client credentials in HTTP Basic or the form → a Bearer access token."""
-    form = await request.post()
+    try:
+        form = await request.post()
+    except (ValueError, LookupError):  # undecodable bytes, unknown charset, broken multipart
+        return _oauth_error(400, "invalid_request", "the body is not a readable form")
     grant = form.get("grant_type")
     if not isinstance(grant, str) or not grant:
         return _oauth_error(400, "invalid_request", "grant_type is required")

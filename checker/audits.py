@@ -117,6 +117,7 @@ class AuditService:
         self._chunk = chunk_size
         self._slots = asyncio.Semaphore(check_concurrency)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._active: set[str] = set()  # queued or being worked on: never two workers at once
         self._cancelled: set[str] = set()
 
     # Creating
@@ -156,8 +157,13 @@ class AuditService:
                 await self._store.run(partial(_delete_audit, audit_id))
         audit = await self.get(audit_id)
         assert audit is not None
-        self._queue.put_nowait(audit_id)
+        self._enqueue(audit_id)
         return audit
+
+    def _enqueue(self, audit_id: str) -> None:
+        if audit_id not in self._active:
+            self._active.add(audit_id)
+            self._queue.put_nowait(audit_id)
 
     async def _ingest(
         self, audit_id: str, batches: AsyncIterator[list[str]], max_rows: int
@@ -260,7 +266,7 @@ class AuditService:
         """Resume what a previous process left, then serve the queue with a few workers."""
         pending = await self._store.run(_resume)
         for audit_id in pending:
-            self._queue.put_nowait(audit_id)
+            self._enqueue(audit_id)
         workers = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
         try:
             await asyncio.gather(*workers)
@@ -280,7 +286,9 @@ class AuditService:
                 await self._fail(audit_id)
                 more = False
             if more:
-                self._queue.put_nowait(audit_id)
+                self._queue.put_nowait(audit_id)  # to the back: jobs take turns chunk by chunk
+            else:
+                self._active.discard(audit_id)
 
     async def _step(self, audit_id: str) -> bool:
         audit = await self.get(audit_id)

@@ -15,6 +15,7 @@ from checker.wiring import SETTINGS_KEY
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
+MAX_FIRST_ROW = 2**63 - 1  # SQLite's largest INTEGER; OFFSET takes no more
 
 
 async def read_json(request: web.Request) -> Any:
@@ -26,10 +27,21 @@ async def read_json(request: web.Request) -> Any:
         raise ApiError(408, "request_timeout", "the request body came too slowly") from None
     if not raw.strip():
         raise bad_request("invalid_json", "the request body must be JSON")
+    return parse_json(raw)
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse a JSON body; 400 invalid_json when it is not JSON that every later step can use."""
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(raw)
+        # JSON can escape a lone surrogate ("\ud800") that no UTF-8 text holds: refuse it here
+        # (I-JSON, RFC 7493 §2.1) rather than fail in the database or the response encoder.
+        json.dumps(body, ensure_ascii=False).encode()
+    except (ValueError, UnicodeError):  # UnicodeEncodeError / UnicodeDecodeError among them
         raise bad_request("invalid_json", "the request body is not valid JSON") from None
+    except RecursionError:
+        raise bad_request("invalid_json", "the request body is nested too deeply") from None
+    return body
 
 
 def json_object(body: Any) -> dict[str, Any]:
@@ -81,7 +93,7 @@ def page(request: web.Request) -> Page:
     """Read `first_row` and `matches` from the query string; 400 invalid_paging when bad."""
     first_row = _int(request.query.get("first_row", "0"), "first_row")
     matches = _int(request.query.get("matches", str(DEFAULT_PAGE)), "matches")
-    if first_row < 0 or not 1 <= matches <= MAX_PAGE:
+    if not 0 <= first_row <= MAX_FIRST_ROW or not 1 <= matches <= MAX_PAGE:
         raise bad_request(
             "invalid_paging", f"first_row must be ≥ 0 and matches between 1 and {MAX_PAGE}"
         )

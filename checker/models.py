@@ -12,7 +12,8 @@ def iso(when: datetime | None) -> str | None:
     """Render an aware datetime as ISO 8601 UTC with a `Z`, to the second."""
     if when is None:
         return None
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    utc = when.astimezone(UTC)
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%SZ}"  # %Y leaves years before 1000 unpadded
 
 
 class MailStatus(StrEnum):

@@ -6,15 +6,23 @@ import asyncio
 import csv
 import io
 from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from checker.audits import AuditService
 from checker.auth import Scope
-from checker.wiring import AUTH_KEY
+from checker.policy import Policy
+from checker.preview import PreviewEngine
+from checker.settings import Settings
+from checker.store import Store
+from checker.wiring import AUTH_KEY, build_engine
 from tests.conftest import ClientFactory
+from tests.world import World
 
 Client = TestClient[web.Request, web.Application]
 DOMAINS = [
@@ -263,3 +271,36 @@ class TestBadInput:
         ):
             response = await client.request(method, path)
             assert response.status == 404
+
+
+class TestService:
+    """The audit service on its own, without HTTP."""
+
+    async def test_created_while_workers_start(self, world: World, tmp_path: Path) -> None:
+        """An audit created as the workers start (and resume) is worked on once, not twice."""
+        env = {**world.env(), "CHECKER_DB": str(tmp_path / "s.db")}
+        settings = Settings.from_env(env)
+        engine = build_engine(settings)
+        store = Store(settings.db)
+        await store.open()
+        audits = AuditService(store, PreviewEngine(engine.checker, store), 4, 3, 4)
+        runner = asyncio.create_task(audits.run())
+
+        async def batches() -> AsyncIterator[list[str]]:
+            yield [f"u{n}@good.test" for n in range(30)]
+
+        try:
+            audit = await audits.create("", "test", Policy.TLS_OR_FALLBACK, None, batches())
+            for _ in range(200):
+                current = await audits.get(audit.id)
+                assert current is not None
+                if current.status == "done":
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+            await engine.checker.close()
+            await store.close()
+        assert current is not None
+        assert (current.status, current.done, current.counts) == ("done", 30, {"tls": 30})

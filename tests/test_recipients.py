@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import email_validator
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from checker.recipients import (
@@ -296,3 +297,30 @@ class TestNormalizeAddress:
         """An invalid address raises ValueError with the parser's message."""
         with pytest.raises(ValueError, match=r".+"):
             normalize_address(text)
+
+
+class TestDotAtomFastPath:
+    """The fast path for plain ASCII local parts agrees with email-validator."""
+
+    @given(
+        st.text(
+            alphabet=st.sampled_from("abcXYZ019!#$%&'*+/=?^_`{|}~-." + '"\\ (),:;<>@[]é'),
+            min_size=1,
+            max_size=30,
+        )
+    )
+    def test_same_verdict(self, local: str) -> None:
+        """Any local part is valid by the fast path exactly when email-validator accepts it."""
+        assume(local == local.strip() and len(local.encode()) <= 64)  # trimming, length: ours
+        try:
+            checked = email_validator.validate_email(
+                f"{local}@example.net",
+                allow_smtputf8=True,
+                allow_quoted_local=True,
+                check_deliverability=False,
+            )
+            expected: str | None = checked.local_part
+        except email_validator.EmailNotValidError:
+            expected = None
+        recipient = parse_recipient(f"{local}@example.net")
+        assert (recipient.address.rpartition("@")[0] if recipient.address else None) == expected
