@@ -14,7 +14,7 @@ from checker.http_input import json_object, read_json, string_field, user_addres
 from checker.policy import Policy
 from checker.recipients import split_list
 from checker.store import ACCOUNT
-from checker.wiring import LIMITS_KEY, PREVIEW_KEY, REPORTS_KEY, SETTINGS_KEY
+from checker.wiring import ENGINE_KEY, LIMITS_KEY, PREVIEW_KEY, REPORTS_KEY, SETTINGS_KEY
 
 routes = web.RouteTableDef()
 
@@ -32,6 +32,9 @@ async def post_preview(request: web.Request) -> web.Response:
     with request.app[LIMITS_KEY].concurrency.hold(principal(request).token):
         preview = await request.app[PREVIEW_KEY].preview(recipients, policy, user, wait)
     request.app[REPORTS_KEY].record_preview(user or ACCOUNT, preview)
+    counter = request.app[ENGINE_KEY].metrics.preview_recipients
+    for method, count in preview.summary().items():
+        counter.labels("preview", method).inc(count)
     return json_response(preview.to_json())
 
 

@@ -25,6 +25,7 @@ from checker.auth import AuthService
 from checker.credentials import load_master_key
 from checker.http_errors import error_middleware
 from checker.limits import Limits
+from checker.prefetch import Prefetcher, default_list, read_list
 from checker.preview import PreviewEngine
 from checker.reports import ReportLog
 from checker.settings import Settings
@@ -34,6 +35,7 @@ from checker.wiring import (
     AUTH_KEY,
     ENGINE_KEY,
     LIMITS_KEY,
+    PREFETCH_KEY,
     PREVIEW_KEY,
     REPORTS_KEY,
     SETTINGS_KEY,
@@ -70,7 +72,19 @@ def create_app(settings: Settings, deps: Deps | None = None) -> web.Application:
         settings.audit_chunk_size,
         settings.audit_concurrency,
         app[REPORTS_KEY],
+        engine.metrics,
     )
+    app[PREFETCH_KEY] = Prefetcher(
+        engine.checker,
+        store,
+        engine.metrics,
+        workers=settings.prefetch_workers,
+        queue_size=settings.prefetch_queue,
+        jitter=settings.prefetch_jitter,
+        hot_size=settings.hot_set_size,
+    )
+    engine.metrics.queue_depth.labels("prefetch").set_function(app[PREFETCH_KEY].depth)
+    engine.metrics.queue_depth.labels("audit").set_function(app[AUDITS_KEY].depth)
     modules = (api_domains, api_preview, api_suppressions, api_keys, api_auth, api_reports)
     for module in (*modules, api_audits):
         app.router.add_routes(module.routes)
@@ -79,6 +93,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> web.Application:
     app.cleanup_ctx.append(_reports_ctx)
     app.cleanup_ctx.append(_audits_ctx)
     app.cleanup_ctx.append(_engine_ctx)
+    app.cleanup_ctx.append(_prefetch_ctx)
     return app
 
 
@@ -106,6 +121,18 @@ async def _reports_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _audits_ctx(app: web.Application) -> AsyncIterator[None]:
     """Audit workers run while the store is open; a job cut short resumes at the next start."""
     task = asyncio.create_task(app[AUDITS_KEY].run(), name="audits")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def _prefetch_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Warming and refresh-ahead run while the app serves; the hot set is saved at exit."""
+    settings = app[SETTINGS_KEY]
+    warm = None
+    if settings.prefetch:
+        warm = read_list(settings.prefetch_file) if settings.prefetch_file else default_list()
+    task = asyncio.create_task(app[PREFETCH_KEY].run(warm), name="prefetch")
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

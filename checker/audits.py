@@ -20,6 +20,7 @@ from enum import StrEnum
 from functools import partial
 from typing import Any
 
+from checker.metrics import Metrics
 from checker.models import iso
 from checker.policy import Policy
 from checker.preview import PreviewEngine
@@ -109,7 +110,9 @@ class AuditService:
         chunk_size: int = 500,
         check_concurrency: int = 8,
         reports: ReportLog | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._store = store
         self._preview = preview
         self._reports = reports
@@ -157,8 +160,13 @@ class AuditService:
                 await self._store.run(partial(_delete_audit, audit_id))
         audit = await self.get(audit_id)
         assert audit is not None
+        self._metrics.audit_jobs.labels("queued").inc()
         self._enqueue(audit_id)
         return audit
+
+    def depth(self) -> int:
+        """Audits waiting for a worker."""
+        return self._queue.qsize()
 
     def _enqueue(self, audit_id: str) -> None:
         if audit_id not in self._active:
@@ -249,6 +257,7 @@ class AuditService:
     async def cancel(self, audit_id: str) -> Audit | None:
         """Stop a queued or running audit; its results so far stay."""
         self._cancelled.add(audit_id)
+        self._metrics.audit_jobs.labels("cancelled").inc()
         now = iso(datetime.now(UTC))
         await self._store.run(
             lambda db: _execute(
@@ -307,15 +316,19 @@ class AuditService:
             )
             if self._reports is not None:
                 self._reports.record_preview(audit.user or "", preview)
+            for method, count in preview.summary().items():
+                self._metrics.preview_recipients.labels("audit", method).inc(count)
             decided = [(r.to_json(), str(r.decision.method)) for r in preview.results]
             if len(decided) != len(rows):
                 raise RuntimeError("a chunk's rows and results do not line up")
             pairs = [(row[0], d) for row, d in zip(rows, decided, strict=True)]
             return await self._store.run(lambda db: _save_chunk(db, audit_id, pairs))
         await self._store.run(lambda db: _finish(db, audit_id))
+        self._metrics.audit_jobs.labels("done").inc()
         return False
 
     async def _fail(self, audit_id: str) -> None:
+        self._metrics.audit_jobs.labels("failed").inc()
         await self._store.run(
             lambda db: _execute(
                 db,

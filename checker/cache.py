@@ -1,4 +1,8 @@
-"""A bounded TTL cache with single-flight: one computation per key, however many wait for it."""
+"""A bounded TTL cache with single-flight: one computation per key, however many wait for it.
+
+Entries may be kept for a while past their lifetime (`stale` seconds) so that a caller can
+choose to serve a slightly stale value while a refresh runs (stale-while-revalidate).
+"""
 
 from __future__ import annotations
 
@@ -7,22 +11,33 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from cachetools import TLRUCache
 
 K = TypeVar("K")
 V = TypeVar("V")
+Lookup = Literal["hit", "miss", "stale"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Cached(Generic[V]):
-    """A value with the (timer-clock) moment it stops being served."""
+    """A value, when it was stored and when it stops being fresh (timer clock)."""
 
     value: V
+    born: float
     expires: float
+
+    @property
+    def lifetime(self) -> float:
+        """Seconds the value is fresh for, from when it was stored."""
+        return self.expires - self.born
+
+    def remaining(self, now: float) -> float:
+        """Seconds of freshness left at `now` (negative once stale)."""
+        return self.expires - now
 
 
 class FlightCache(Generic[K, V]):
@@ -36,21 +51,28 @@ class FlightCache(Generic[K, V]):
         maxsize: int,
         lifetime: Callable[[V], float],
         timer: Callable[[], float] = time.monotonic,
-        on_lookup: Callable[[bool], None] | None = None,
+        on_lookup: Callable[[Lookup], None] | None = None,
+        stale: float = 0.0,
     ) -> None:
         self._lifetime = lifetime
         self._timer = timer
         self._on_lookup = on_lookup
+        self._stale = stale
         self._entries: TLRUCache[K, Cached[V]] = TLRUCache(
-            maxsize=maxsize, ttu=lambda _k, entry, _now: entry.expires, timer=timer
+            maxsize=maxsize, ttu=lambda _k, entry, _now: entry.expires + stale, timer=timer
         )
         self._inflight: dict[K, asyncio.Task[V]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def timer(self) -> Callable[[], float]:
+        """The clock entries are timed with."""
+        return self._timer
+
     def peek(self, key: K) -> Cached[V] | None:
-        """The cached entry for `key` if it is still fresh; never computes."""
+        """The entry for `key`, fresh or within its stale window; never computes, never counts."""
         return self._entries.get(key)
 
     def in_flight(self, key: K) -> asyncio.Task[V] | None:
@@ -58,18 +80,28 @@ class FlightCache(Generic[K, V]):
         return self._inflight.get(key)
 
     def lookup(self, key: K) -> Cached[V] | None:
-        """Like `peek`, and counted as a hit or a miss."""
+        """Like `peek`, counted as a hit, a stale hit or a miss."""
         entry = self._entries.get(key)
-        self._record(entry is not None)
+        if entry is None:
+            self._record("miss")
+        else:
+            self._record("hit" if entry.remaining(self._timer()) >= 0 else "stale")
         return entry
 
-    async def get(self, key: K, compute: Callable[[], Awaitable[V]]) -> tuple[Cached[V], bool]:
-        """Return (entry, came_from_cache), computing the value at most once at a time per key."""
-        entry = self.lookup(key)
-        if entry is not None:
+    async def get(
+        self, key: K, compute: Callable[[], Awaitable[V]], min_remaining: float = 0.0
+    ) -> tuple[Cached[V], bool]:
+        """(entry, came_from_cache): a fresh entry with at least `min_remaining` seconds left,
+        else the value computed at most once at a time per key.
+        """
+        entry = self._entries.get(key)
+        if entry is not None and entry.remaining(self._timer()) >= max(min_remaining, 0.0):
+            self._record("hit")
             return entry, True
+        self._record("miss")
         value = await asyncio.shield(self.start(key, compute))
-        return Cached(value, self._timer() + self._lifetime(value)), False
+        now = self._timer()
+        return Cached(value, now, now + self._lifetime(value)), False
 
     def start(self, key: K, compute: Callable[[], Awaitable[V]]) -> asyncio.Task[V]:
         """Start computing `key` unless it is already being computed; return the shared task."""
@@ -84,7 +116,8 @@ class FlightCache(Generic[K, V]):
         """Store `value` for its lifetime (a lifetime of zero or less stores nothing)."""
         life = self._lifetime(value)
         if life > 0:
-            self._entries[key] = Cached(value, self._timer() + life)
+            now = self._timer()
+            self._entries[key] = Cached(value, now, now + life)
 
     async def close(self) -> None:
         """Cancel every computation in flight and wait for them to end."""
@@ -104,6 +137,6 @@ class FlightCache(Generic[K, V]):
             return
         self.put(key, task.result())
 
-    def _record(self, hit: bool) -> None:
+    def _record(self, result: Lookup) -> None:
         if self._on_lookup is not None:
-            self._on_lookup(hit)
+            self._on_lookup(result)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from checker.cache import FlightCache
+from cachetools import TTLCache
+
+from checker.cache import Cached, FlightCache
 from checker.grading import grade_address, merge_reasons, tls_ok, worst_level
 from checker.guard import AddressGuard
 from checker.metrics import Metrics
@@ -44,8 +47,11 @@ class CheckPolicy:
     max_addresses_per_mx: int = 4
     probe_ttl: float = 3600.0
     probe_failure_ttl: float = 300.0
+    probe_backoff_max: float = 3600.0
     special_use_ttl: float = 3600.0
     cache_size: int = 100_000
+    refresh_ahead: float = 0.2  # the last fifth of a report's life: a hit then refreshes it
+    stale_seconds: float = 300.0  # how long past expiry a report may still be served, marked
 
 
 @dataclass(slots=True)
@@ -69,6 +75,7 @@ class DomainChecker:
         prober: Prober,
         guard: AddressGuard,
         metrics: Metrics,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._policy = policy
         self._resolver = resolver
@@ -77,21 +84,57 @@ class DomainChecker:
         self._metrics = metrics
         self._probe_slots = asyncio.Semaphore(policy.max_probes)
         self._ip_locks: dict[str, asyncio.Lock] = {}
+        self._failures: TTLCache[tuple[str, str], int] = TTLCache(
+            policy.cache_size, max(1.0, 2 * policy.probe_backoff_max), timer=timer
+        )
         self._probes: FlightCache[tuple[str, str], ProbeFacts] = FlightCache(
-            policy.cache_size, self._probe_lifetime, on_lookup=metrics.cache_recorder("probe")
+            policy.cache_size,
+            self._probe_lifetime,
+            timer=timer,
+            on_lookup=metrics.cache_recorder("probe"),
         )
         self._reports: FlightCache[str, DomainReport] = FlightCache(
-            policy.cache_size, _report_lifetime, on_lookup=metrics.cache_recorder("report")
+            policy.cache_size,
+            _report_lifetime,
+            timer=timer,
+            on_lookup=metrics.cache_recorder("report"),
+            stale=policy.stale_seconds,
         )
+        self.wants_refresh: Callable[[DomainName], None] | None = None  # the prefetcher's queue
+        self.on_hit: Callable[[str], None] | None = None  # the hot set's counter
 
     def cached(self, name: DomainName) -> DomainReport | None:
-        """The cached report for `name`, marked `cached`, if it is still fresh."""
+        """The cached report for `name`, marked `cached` (and `stale` past its expiry, within
+        the stale bound); a hit late in its life, or a stale one, asks for a refresh."""
         entry = self._reports.lookup(name.ascii)
-        return replace(entry.value, cached=True) if entry else None
+        if entry is None:
+            return None
+        if self.on_hit is not None:
+            self.on_hit(name.ascii)
+        remaining = entry.remaining(self._reports.timer())
+        if remaining < self._policy.refresh_ahead * entry.lifetime:
+            self._ask_refresh(name)
+        return replace(entry.value, cached=True, stale=remaining < 0)
 
     def start(self, name: DomainName) -> asyncio.Task[DomainReport]:
         """Start (or join) the check of `name`; the task outlives any one waiter."""
-        return self._reports.start(name.ascii, lambda: self._check(name))
+        return self._reports.start(name.ascii, lambda: self._check(name, 0.0))
+
+    async def refresh(self, name: DomainName) -> DomainReport:
+        """Check `name` again, re-asking every part that would expire within the refresh window
+        (the parts with longer to live are reused), and cache the new report."""
+        entry = self._reports.peek(name.ascii)
+        window = max(1.0, self._policy.refresh_ahead * entry.lifetime) if entry else 0.0
+        task = self._reports.start(name.ascii, lambda: self._check(name, window))
+        return await asyncio.shield(task)
+
+    def probe_entry(self, host: str, ip: str) -> Cached[ProbeFacts] | None:
+        """The cached probe facts for (host, ip), for inspection."""
+        return self._probes.peek((host, ip))
+
+    def _ask_refresh(self, name: DomainName) -> None:
+        if self.wants_refresh is not None and self._reports.in_flight(name.ascii) is None:
+            self.wants_refresh(name)
 
     async def check(self, name: DomainName, wait: float | None = None) -> DomainReport | None:
         """The report for `name`, or None when it is not ready within `wait` seconds."""
@@ -107,19 +150,19 @@ class DomainChecker:
         await self._reports.close()
         await self._probes.close()
 
-    async def _check(self, name: DomainName) -> DomainReport:
-        report = await self._compose(name)
+    async def _check(self, name: DomainName, window: float) -> DomainReport:
+        report = await self._compose(name, window)
         self._metrics.checks.labels(report.mail, report.tls_level).inc()
         return report
 
-    async def _compose(self, name: DomainName) -> DomainReport:
+    async def _compose(self, name: DomainName, window: float) -> DomainReport:
         started = datetime.now(UTC)
         if is_special_use(name.ascii, self._policy.allow_special_use):
             expires = started + timedelta(seconds=self._policy.special_use_ttl)
             return _empty(
                 name, MailStatus.NO_SUCH_DOMAIN, ("special_use_domain",), started, expires
             )
-        mx = await self._resolver.query(name.ascii, "MX")
+        mx = await self._resolver.query(name.ascii, "MX", window)
         expiries = [mx.expires_at]
         if mx.outcome is DnsOutcome.ERROR:
             return _empty(name, MailStatus.DNS_ERROR, (f"dns_{mx.error}",), started, mx.expires_at)
@@ -135,8 +178,8 @@ class DomainChecker:
         if len(exchanges) > self._policy.max_mx:
             warnings.append(f"mx_capped: checked {self._policy.max_mx} of {len(exchanges)}")
             exchanges = exchanges[: self._policy.max_mx]
-        hosts = await asyncio.gather(*(self._host(p, h, expiries) for p, h in exchanges))
-        return await self._finish(name, source, list(hosts), warnings, expiries, started)
+        hosts = await asyncio.gather(*(self._host(p, h, expiries, window) for p, h in exchanges))
+        return await self._finish(name, source, list(hosts), warnings, expiries, started, window)
 
     async def _finish(
         self,
@@ -146,10 +189,11 @@ class DomainChecker:
         warnings: list[str],
         expiries: list[datetime],
         started: datetime,
+        window: float,
     ) -> DomainReport:
         for h in hosts:
             warnings.extend(_host_warnings(h, source))
-        reports = await asyncio.gather(*(self._mx_report(h, expiries) for h in hosts))
+        reports = await asyncio.gather(*(self._mx_report(h, expiries, window) for h in hosts))
         mail = _mail_status(hosts)
         if mail is MailStatus.ACCEPTS:
             level = worst_level(r.tls_level for r in reports)
@@ -171,21 +215,25 @@ class DomainChecker:
             expires_at=min(expiries),
         )
 
-    async def _host(self, preference: int, host: str, expiries: list[datetime]) -> _Host:
+    async def _host(
+        self, preference: int, host: str, expiries: list[datetime], window: float
+    ) -> _Host:
         a, aaaa = await asyncio.gather(
-            self._resolver.query(host, "A"), self._resolver.query(host, "AAAA")
+            self._resolver.query(host, "A", window), self._resolver.query(host, "AAAA", window)
         )
         expiries.extend((a.expires_at, aaaa.expires_at))
         addresses = a.values + aaaa.values
         error = not addresses and DnsOutcome.ERROR in (a.outcome, aaaa.outcome)
         return _Host(host, preference, addresses, error, a.canonical or aaaa.canonical)
 
-    async def _mx_report(self, host: _Host, expiries: list[datetime]) -> MxReport:
+    async def _mx_report(self, host: _Host, expiries: list[datetime], window: float) -> MxReport:
         if not host.addresses:
             reason = "dns_error" if host.error else "mx_no_address"
             return MxReport(host.host, host.preference, TlsLevel.UNKNOWN, (), (reason,), host.cname)
         chosen = sample_addresses(host.host, host.addresses, self._policy.max_addresses_per_mx)
-        facts = await asyncio.gather(*(self._facts(host.host, ip, expiries) for ip in chosen))
+        facts = await asyncio.gather(
+            *(self._facts(host.host, ip, expiries, window) for ip in chosen)
+        )
         addresses = tuple(grade_address(f, self._policy.min_tls) for f in facts)
         return MxReport(
             host=host.host,
@@ -196,19 +244,26 @@ class DomainChecker:
             cname=host.cname,
         )
 
-    async def _facts(self, host: str, ip: str, expiries: list[datetime]) -> ProbeFacts:
+    async def _facts(
+        self, host: str, ip: str, expiries: list[datetime], window: float
+    ) -> ProbeFacts:
         if not self._guard.permits(ip):
             now = datetime.now(UTC)
             return ProbeFacts(host, ip, ProbeStatus.BLOCKED, now, error="address is not public")
-        entry, _ = await self._probes.get((host, ip), lambda: self._probe(host, ip))
-        facts = entry.value
-        lifetime = self._probe_lifetime(facts)
-        expiries.append(facts.checked_at + timedelta(seconds=lifetime))
-        return facts
+        entry, _ = await self._probes.get((host, ip), lambda: self._probe(host, ip), window)
+        left = entry.remaining(self._probes.timer())
+        expiries.append(datetime.now(UTC) + timedelta(seconds=max(left, 0.0)))
+        return entry.value
 
     async def _probe(self, host: str, ip: str) -> ProbeFacts:
         async with self._probe_slots, self._ip_lock(ip):
-            return await self._prober.probe(host, ip)
+            facts = await self._prober.probe(host, ip)
+        key = (host, ip)
+        if facts.status in _FAILED_PROBES:
+            self._failures[key] = self._failures.get(key, 0) + 1
+        else:
+            self._failures.pop(key, None)
+        return facts
 
     @asynccontextmanager
     async def _ip_lock(self, ip: str) -> AsyncIterator[None]:
@@ -222,9 +277,13 @@ class DomainChecker:
                 del self._ip_locks[ip]
 
     def _probe_lifetime(self, facts: ProbeFacts) -> float:
-        if facts.status in _FAILED_PROBES:
-            return self._policy.probe_failure_ttl
-        return self._policy.probe_ttl
+        """Success: the probe lifetime. Failure: the failure lifetime, doubled for each
+        failure in a row, up to the back-off maximum (a busy or silent host is asked less)."""
+        if facts.status not in _FAILED_PROBES:
+            return self._policy.probe_ttl
+        failures = self._failures.get((facts.host, facts.ip), 1)
+        backoff = self._policy.probe_failure_ttl * float(2 ** min(failures - 1, 30))
+        return min(backoff, max(self._policy.probe_backoff_max, self._policy.probe_failure_ttl))
 
 
 def sample_addresses(host: str, addresses: tuple[str, ...], limit: int) -> tuple[str, ...]:

@@ -53,7 +53,7 @@ class Metrics:
         )
         self.cache_lookups = Counter(
             "mailpreflight_cache_lookups_total",
-            "Cache lookups by layer (dns, probe, report) and result (hit, miss).",
+            "Cache lookups by layer (dns, probe, report) and result (hit, miss, stale).",
             ["layer", "result"],
             registry=r,
         )
@@ -76,17 +76,44 @@ class Metrics:
             registry=r,
         )
 
+        self.prefetch = Counter(
+            "mailpreflight_prefetch_total",
+            "Background checks by outcome: warmed (start-up), refreshed (refresh-ahead),"
+            " dropped (queue full), failed.",
+            ["outcome"],
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "mailpreflight_queue_depth",
+            "Items waiting, by queue (prefetch, audit).",
+            ["queue"],
+            registry=r,
+        )
+        self.audit_jobs = Counter(
+            "mailpreflight_audit_jobs_total",
+            "Audit jobs reaching a status (queued, done, cancelled, failed).",
+            ["status"],
+            registry=r,
+        )
+        self.preview_recipients = Counter(
+            "mailpreflight_preview_recipients_total",
+            "Recipients decided, by source (preview, audit) and method.",
+            ["source", "method"],
+            registry=r,
+        )
+
     def cache_recorder(self, layer: str) -> CacheRecorder:
         """A callback for FlightCache that counts hits and misses of one layer."""
         return CacheRecorder(self, layer)
 
 
 class CacheRecorder:
-    """Counts hits and misses of one cache layer."""
+    """Counts hits, stale hits and misses of one cache layer."""
 
     def __init__(self, metrics: Metrics, layer: str) -> None:
-        self._hit = metrics.cache_lookups.labels(layer, "hit")
-        self._miss = metrics.cache_lookups.labels(layer, "miss")
+        self._children = {
+            r: metrics.cache_lookups.labels(layer, r) for r in ("hit", "miss", "stale")
+        }
 
-    def __call__(self, hit: bool) -> None:
-        (self._hit if hit else self._miss).inc()
+    def __call__(self, result: str) -> None:
+        self._children[result].inc()

@@ -55,8 +55,9 @@ class DnsAnswer:
 class Resolver(Protocol):
     """What the checker needs from DNS."""
 
-    async def query(self, name: str, rdtype: str) -> DnsAnswer:
-        """Answer one question; never raises for DNS failures."""
+    async def query(self, name: str, rdtype: str, min_remaining: float = 0.0) -> DnsAnswer:
+        """Answer one question (from an answer with at least `min_remaining` seconds left);
+        never raises for DNS failures."""
         ...
 
     async def probe_reachability(self) -> bool:
@@ -95,10 +96,10 @@ class DnsResolver:
             on_lookup=metrics.cache_recorder("dns"),
         )
 
-    async def query(self, name: str, rdtype: str) -> DnsAnswer:
+    async def query(self, name: str, rdtype: str, min_remaining: float = 0.0) -> DnsAnswer:
         """Answer from cache or ask; concurrent identical questions share one query."""
         key = (name.lower(), rdtype)
-        entry, _ = await self._cache.get(key, lambda: self._ask(*key))
+        entry, _ = await self._cache.get(key, lambda: self._ask(*key), min_remaining)
         return entry.value
 
     async def probe_reachability(self) -> bool:

@@ -15,6 +15,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _TLS_VERSIONS = {"1.0", "1.1", "1.2", "1.3"}
+_EVENT_LOOPS = {"auto", "asyncio", "uvloop"}
 
 
 class SettingsError(ValueError):
@@ -59,6 +60,15 @@ class Settings:
     max_addresses_per_mx: int = 4
     probe_ttl: float = 3600.0
     probe_failure_ttl: float = 300.0
+    probe_backoff_max: float = 3600.0
+    refresh_ahead: float = 0.2
+    stale_seconds: float = 300.0
+    prefetch: bool = True
+    prefetch_file: Path | None = None
+    prefetch_workers: int = 2
+    prefetch_queue: int = 1000
+    prefetch_jitter: float = 1.0
+    hot_set_size: int = 1000
     dns_min_ttl: float = 30.0
     dns_max_ttl: float = 3600.0
     dns_error_ttl: float = 15.0
@@ -82,6 +92,7 @@ class Settings:
     audit_workers: int = 2
     audit_chunk_size: int = 500
     audit_concurrency: int = 8
+    event_loop: str = "auto"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -105,8 +116,14 @@ class Settings:
             raise SettingsError("CHECKER_MIN_TLS: must be one of 1.0, 1.1, 1.2, 1.3")
         if self.log_format not in {"text", "json"}:
             raise SettingsError("CHECKER_LOG_FORMAT: must be text or json")
+        if self.event_loop not in _EVENT_LOOPS:
+            raise SettingsError("CHECKER_EVENT_LOOP: must be auto, asyncio or uvloop")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise SettingsError("CHECKER_LOG_LEVEL: must be DEBUG, INFO, WARNING or ERROR")
+        if self.prefetch_file is not None and not self.prefetch_file.is_file():
+            raise SettingsError(f"CHECKER_PREFETCH_FILE: {self.prefetch_file} is not a file")
+        if not 0 <= self.refresh_ahead < 1:
+            raise SettingsError("CHECKER_REFRESH_AHEAD: must be a fraction from 0 up to 1")
         for name in _NOT_NEGATIVE:
             if getattr(self, name) < 0:
                 raise SettingsError(f"CHECKER_{name.upper()}: must not be negative")
@@ -142,11 +159,17 @@ _POSITIVE = (
     "audit_workers",
     "audit_chunk_size",
     "audit_concurrency",
+    "prefetch_workers",
+    "prefetch_queue",
     "report_retention_days",
 )
 
 
 _NOT_NEGATIVE = (
+    "probe_backoff_max",
+    "stale_seconds",
+    "prefetch_jitter",
+    "hot_set_size",
     "probe_ttl",
     "probe_failure_ttl",
     "dns_min_ttl",

@@ -119,6 +119,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX recipient_log_ts ON recipient_log (ts);
     CREATE INDEX recipient_log_owner ON recipient_log (owner, ts);
     """,
+    """
+    CREATE TABLE hot_domains (
+        domain TEXT PRIMARY KEY,
+        hits INTEGER NOT NULL,
+        last_hit REAL NOT NULL
+    );
+    """,
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -12,6 +14,7 @@ from checker.domain_checker import CheckPolicy, DomainChecker
 from checker.guard import AddressGuard
 from checker.limits import Limits
 from checker.metrics import Metrics
+from checker.prefetch import Prefetcher
 from checker.preview import PreviewEngine
 from checker.reports import ReportLog
 from checker.resolver import DnsConfig, DnsResolver, Resolver
@@ -27,6 +30,7 @@ class Deps:
     resolver: Resolver | None = None
     prober: Prober | None = None
     metrics: Metrics | None = None
+    timer: Callable[[], float] = time.monotonic  # the caches' clock (tests inject their own)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,7 @@ def build_engine(settings: Settings, deps: Deps | None = None) -> Engine:
             cache_size=settings.cache_size,
         ),
         metrics,
+        deps.timer,
     )
     prober = deps.prober or SmtpProber(
         ProbeConfig(
@@ -73,12 +78,14 @@ def build_engine(settings: Settings, deps: Deps | None = None) -> Engine:
         max_addresses_per_mx=settings.max_addresses_per_mx,
         probe_ttl=settings.probe_ttl,
         probe_failure_ttl=settings.probe_failure_ttl,
+        probe_backoff_max=settings.probe_backoff_max,
+        refresh_ahead=settings.refresh_ahead,
+        stale_seconds=settings.stale_seconds,
         special_use_ttl=settings.dns_max_ttl,
         cache_size=settings.cache_size,
     )
-    checker = DomainChecker(
-        policy, resolver, prober, AddressGuard(settings.allow_networks), metrics
-    )
+    guard = AddressGuard(settings.allow_networks)
+    checker = DomainChecker(policy, resolver, prober, guard, metrics, deps.timer)
     return Engine(metrics=metrics, resolver=resolver, checker=checker)
 
 
@@ -90,3 +97,4 @@ LIMITS_KEY = web.AppKey("limits", Limits)
 PREVIEW_KEY = web.AppKey("preview", PreviewEngine)
 REPORTS_KEY = web.AppKey("reports", ReportLog)
 AUDITS_KEY = web.AppKey("audits", AuditService)
+PREFETCH_KEY = web.AppKey("prefetch", Prefetcher)

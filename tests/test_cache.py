@@ -10,6 +10,11 @@ import pytest
 from checker.cache import Cached, FlightCache
 
 
+def _ve(entry: Cached[int] | None) -> tuple[int, float] | None:
+    """(value, expires) of an entry, or None."""
+    return None if entry is None else (entry.value, entry.expires)
+
+
 class FakeTimer:
     """A clock the test moves by hand."""
 
@@ -51,7 +56,7 @@ def _ready(value: int) -> Computation:
 
 
 def _cache(
-    timer: FakeTimer, lifetime: float = 60.0, maxsize: int = 100, lookups: list[bool] | None = None
+    timer: FakeTimer, lifetime: float = 60.0, maxsize: int = 100, lookups: list[str] | None = None
 ) -> FlightCache[str, int]:
     return FlightCache(
         maxsize=maxsize,
@@ -69,9 +74,9 @@ class TestLifetime:
         timer = FakeTimer()
         cache = _cache(timer, lifetime=60)
         compute = _ready(7)
-        assert await cache.get("k", compute) == (Cached(7, 1060.0), False)
+        assert await cache.get("k", compute) == (Cached(7, 1000.0, 1060.0), False)
         timer.now = 1059.9
-        assert await cache.get("k", compute) == (Cached(7, 1060.0), True)
+        assert await cache.get("k", compute) == (Cached(7, 1000.0, 1060.0), True)
         assert compute.calls == 1
         timer.now = 1060.1
         entry, cached = await cache.get("k", compute)
@@ -86,7 +91,7 @@ class TestLifetime:
         await cache.get("long", _ready(50))
         timer.now = 10.0
         assert cache.peek("short") is None
-        assert cache.peek("long") == Cached(50, 50.0)
+        assert _ve(cache.peek("long")) == (50, 50.0)
 
     @pytest.mark.parametrize("lifetime", [0.0, -1.0])
     async def test_non_positive_lifetime_stores_nothing(self, lifetime: float) -> None:
@@ -114,7 +119,7 @@ class TestLifetime:
         cache.put("live", 30)
         entry, cached = await cache.get("dead", _ready(0))
         assert (entry.value, cached) == (0, False)
-        assert cache.peek("live") == Cached(30, 30.0)
+        assert _ve(cache.peek("live")) == (30, 30.0)
         assert len(cache) == 1
 
     def test_put_then_peek(self) -> None:
@@ -122,7 +127,7 @@ class TestLifetime:
         timer = FakeTimer(10.0)
         cache = _cache(timer, lifetime=5)
         cache.put("k", 1)
-        assert cache.peek("k") == Cached(1, 15.0)
+        assert _ve(cache.peek("k")) == (1, 15.0)
         timer.now = 15.5
         assert cache.peek("k") is None
 
@@ -132,7 +137,7 @@ class TestLifetime:
         for number in range(10):
             cache.put(f"k{number}", number)
         assert len(cache) == 3
-        assert cache.peek("k9") == Cached(9, 1060.0)
+        assert _ve(cache.peek("k9")) == (9, 1060.0)
         assert cache.peek("k0") is None
 
 
@@ -203,7 +208,7 @@ class TestSingleFlight:
         assert shared is not None
         compute.release.set()
         assert await shared == 5
-        assert cache.peek("k") == Cached(5, 1060.0)
+        assert _ve(cache.peek("k")) == (5, 1060.0)
 
     async def test_exception_reaches_every_waiter_and_is_not_cached(
         self, caplog: pytest.LogCaptureFixture
@@ -258,7 +263,7 @@ class TestClose:
         cache = _cache(FakeTimer())
         cache.put("k", 1)
         await cache.close()
-        assert cache.peek("k") == Cached(1, 1060.0)
+        assert _ve(cache.peek("k")) == (1, 1060.0)
 
 
 class TestLookups:
@@ -266,31 +271,31 @@ class TestLookups:
 
     async def test_get_reports_miss_then_hit(self) -> None:
         """A first `get` is a miss, a repeat within the lifetime a hit."""
-        lookups: list[bool] = []
+        lookups: list[str] = []
         cache = _cache(FakeTimer(), lookups=lookups)
         compute = _ready(1)
         await cache.get("k", compute)
         await cache.get("k", compute)
         await cache.get("other", _ready(2))
-        assert lookups == [False, True, False]
+        assert lookups == ["miss", "hit", "miss"]
 
     def test_lookup_counts_and_peek_does_not(self) -> None:
         """`lookup` reports each call; `peek` reports nothing."""
-        lookups: list[bool] = []
+        lookups: list[str] = []
         cache = _cache(FakeTimer(), lookups=lookups)
         assert cache.lookup("k") is None
         cache.put("k", 4)
-        assert cache.lookup("k") == Cached(4, 1060.0)
-        assert cache.peek("k") == Cached(4, 1060.0)
-        assert lookups == [False, True]
+        assert _ve(cache.lookup("k")) == (4, 1060.0)
+        assert _ve(cache.peek("k")) == (4, 1060.0)
+        assert lookups == ["miss", "hit"]
 
     async def test_expired_entry_is_a_miss(self) -> None:
         """An entry past its lifetime is reported as a miss."""
-        lookups: list[bool] = []
+        lookups: list[str] = []
         timer = FakeTimer()
         cache = _cache(timer, lifetime=10, lookups=lookups)
         cache.put("k", 1)
         timer.now += 11
         entry, cached = await cache.get("k", _ready(2))
         assert (entry.value, cached) == (2, False)
-        assert lookups == [False]
+        assert lookups == ["miss"]

@@ -109,6 +109,14 @@ supselfsigned     MX  10 mx.selfsigned.test.
 supnostarttls     MX  10 mx.nostarttls.test.
 suprefused        MX  10 mx.refused.test.
 supnullmx         MX  0 .
+; more MX hosts than CHECKER_MAX_MX (5): the first five by preference are checked
+manymx            MX  10 mx.good.test.
+manymx            MX  20 mx2.good.test.
+manymx            MX  30 mx.nostarttls.test.
+manymx            MX  40 mx.selfsigned.test.
+manymx            MX  50 mx.expired.test.
+manymx            MX  60 mx.wrongname.test.
+manymx            MX  70 mx.tls10.test.
 ; any name under slowdns.test: an MX whose answer comes late (for long-running audits)
 *.slowdns         MX  10 mx.good.test.
 """
@@ -145,6 +153,7 @@ class World:
             "CHECKER_PROBE_DEADLINE": "4",
             "CHECKER_AUTH": "off",
             "CHECKER_RATE_LIMIT": "0",
+            "CHECKER_PREFETCH": "false",
             "CHECKER_MAX_CONCURRENT_CHECKS": "1000",
         }
         return base | extra
