@@ -13,6 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from checker.cli import event_loop_factory
+from checker.settings import SettingsError
 from tests.service_process import Service, free_port
 from tests.world import World
 
@@ -28,6 +30,56 @@ def _run(world: World, *args: str, **env: str) -> subprocess.CompletedProcess[st
         timeout=60,
         check=False,
     )
+
+
+class TestServe:
+    """`mailpreflight serve` and its event loop (CHECKER_EVENT_LOOP)."""
+
+    @pytest.mark.parametrize("choice", ["auto", "asyncio", "uvloop"])
+    async def test_serves_on_each_loop(self, world: World, tmp_path: Path, choice: str) -> None:
+        """The service answers /healthz on asyncio's loop, on uvloop, and on the automatic pick."""
+        if choice == "uvloop":
+            pytest.importorskip("uvloop")
+        service = Service(world, tmp_path, free_port(), event_loop=choice)
+        try:
+            async with aiohttp.ClientSession() as http:
+                await service.start(http)
+        finally:
+            service.stop()
+
+    def test_missing_uvloop_exit_two(self, world: World) -> None:
+        """CHECKER_EVENT_LOOP=uvloop without uvloop installed: exit 2 naming the variable."""
+        script = (
+            "import sys\n"
+            "sys.modules['uvloop'] = None\n"
+            "from checker.cli import main\n"
+            "sys.exit(main(['serve']))\n"
+        )
+        result = subprocess.run(  # noqa: S603 (our own interpreter)
+            [sys.executable, "-c", script],
+            env={"PATH": "/usr/bin:/bin", **world.env(CHECKER_EVENT_LOOP="uvloop")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 2
+        assert "CHECKER_EVENT_LOOP" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_loop_choice(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """asyncio is always asyncio's loop; auto falls back to it when uvloop is missing."""
+        assert event_loop_factory("asyncio") is asyncio.new_event_loop
+        monkeypatch.setitem(sys.modules, "uvloop", None)
+        assert event_loop_factory("auto") is asyncio.new_event_loop
+        with pytest.raises(SettingsError, match="CHECKER_EVENT_LOOP"):
+            event_loop_factory("uvloop")
+
+    def test_uvloop_picked_when_installed(self) -> None:
+        """auto and uvloop make uvloop's loop when the `fast` extra is installed."""
+        uvloop = pytest.importorskip("uvloop")
+        assert event_loop_factory("auto") is uvloop.new_event_loop
+        assert event_loop_factory("uvloop") is uvloop.new_event_loop
 
 
 class TestCheck:

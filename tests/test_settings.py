@@ -42,6 +42,7 @@ class TestDefaults:
         assert s.log_format == "text"
         assert s.metrics_public is False
         assert s.secret_key_file == Path("var/secret.key")
+        assert s.event_loop == "auto"
 
     def test_blank_values_keep_defaults(self) -> None:
         """A variable set to whitespace is treated as unset."""
@@ -180,6 +181,8 @@ class TestParsing:
             ("max_concurrent_checks", "3", 3),
             ("max_body_bytes", "65536", 65536),
             ("body_timeout", "1.5", 1.5),
+            ("event_loop", "uvloop", "uvloop"),
+            ("event_loop", "asyncio", "asyncio"),
         ],
     )
     def test_scalar_fields(self, name: str, raw: str, expected: Any) -> None:
@@ -225,6 +228,7 @@ class TestErrors:
             pytest.param({"min_tls": "TLSv2"}, "CHECKER_MIN_TLS", id="min-tls-v2"),
             pytest.param({"min_tls": "SSLv3"}, "CHECKER_MIN_TLS", id="min-tls-ssl"),
             pytest.param({"log_format": "xml"}, "CHECKER_LOG_FORMAT", id="log-format"),
+            pytest.param({"event_loop": "trio"}, "CHECKER_EVENT_LOOP", id="event-loop"),
             pytest.param({"auth": "off", "host": "0.0.0.0"}, "CHECKER_AUTH", id="auth-off-any"),
             pytest.param({"auth": "off", "host": "192.0.2.5"}, "CHECKER_AUTH", id="auth-off-ip"),
             pytest.param(
