@@ -19,14 +19,21 @@ from checker.csvio import BATCH, CSV_COLUMNS, csv_batches, csv_row, csv_text
 from checker.encoding import json_response
 from checker.http_errors import ApiError, bad_request
 from checker.http_input import json_object, page, parse_json, string_field, user_address
-from checker.wiring import AUDITS_KEY, SETTINGS_KEY
+from checker.wiring import AUDITS_KEY, LIMITS_KEY, SETTINGS_KEY
 
 routes = web.RouteTableDef()
+MAX_JSON_BYTES = 16 * 1024 * 1024  # a JSON list is parsed whole; larger lists come as CSV
 
 
 @routes.post("/v1/audits")
 async def create_audit(request: web.Request) -> web.Response:
     """Queue an audit of a JSON list or a CSV upload; 202 with the job and its Location."""
+    # An upload counts against the caller's concurrent-check limit: parsing a large list is work.
+    with request.app[LIMITS_KEY].concurrency.hold(principal(request).token):
+        return await _create(request)
+
+
+async def _create(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS_KEY]
     limit = settings.max_audit_bytes
     if request.content_type in ("text/csv", "application/csv", "text/plain"):
@@ -35,7 +42,7 @@ async def create_audit(request: web.Request) -> web.Response:
         path = await _spool(request, limit)
         batches: AsyncIterator[list[str]] = csv_batches(path)
     else:
-        body = json_object(await _json_body(request, limit))
+        body = json_object(await _json_body(request, min(limit, MAX_JSON_BYTES)))
         policy = parse_policy(string_field(body, "policy", required=False))
         named = user_address(string_field(body, "user", required=False, max_length=320))
         path = None
@@ -125,8 +132,9 @@ async def _stream_csv(request: web.Request, audit: Audit) -> web.StreamResponse:
 
 
 async def _json_body(request: web.Request, limit: int) -> Any:
-    # parse_json also refuses lone surrogates and deep nesting (each once a 500 here).
-    return parse_json(await _read_capped(request, limit))
+    # parse_json also refuses lone surrogates and deep nesting (each once a 500 here); a big
+    # list is parsed off the event loop.
+    return await asyncio.to_thread(parse_json, await _read_capped(request, limit))
 
 
 async def _read_capped(request: web.Request, limit: int) -> bytes:

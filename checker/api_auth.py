@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import urllib.parse
@@ -14,7 +15,7 @@ from checker.auth import AuthError
 from checker.encoding import dumps, json_response
 from checker.http_errors import ApiError, bad_request
 from checker.http_input import json_object, read_json, string_field
-from checker.wiring import AUTH_KEY, ENGINE_KEY
+from checker.wiring import AUTH_KEY, ENGINE_KEY, SETTINGS_KEY
 
 routes = web.RouteTableDef()
 
@@ -77,7 +78,10 @@ def _basic(header: str) -> tuple[str, str] | None:
 async def oauth_token(request: web.Request) -> web.Response:
     """RFC 6749 §4.4: client credentials in HTTP Basic or the form → a Bearer access token."""
     try:
-        form = await request.post()
+        async with asyncio.timeout(request.app[SETTINGS_KEY].body_timeout):
+            form = await request.post()
+    except TimeoutError:
+        return _oauth_error(408, "invalid_request", "the request body came too slowly")
     except (ValueError, LookupError):  # undecodable bytes, unknown charset, broken multipart
         return _oauth_error(400, "invalid_request", "the body is not a readable form")
     grant = form.get("grant_type")

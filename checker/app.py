@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -88,13 +89,26 @@ def create_app(settings: Settings, deps: Deps | None = None) -> web.Application:
     modules = (api_domains, api_preview, api_suppressions, api_keys, api_auth, api_reports)
     for module in (*modules, api_audits):
         app.router.add_routes(module.routes)
-    # Torn down in reverse: checks stop, the report log's last rows land, the store closes.
+    # Torn down in reverse: the prefetcher and the audit workers stop first, then the checks in
+    # flight, then the report log writes its last rows, then the database closes.
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_reports_ctx)
-    app.cleanup_ctx.append(_audits_ctx)
     app.cleanup_ctx.append(_engine_ctx)
+    app.cleanup_ctx.append(_audits_ctx)
     app.cleanup_ctx.append(_prefetch_ctx)
     return app
+
+
+def _background(work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    """A background task whose unexpected end is logged, not silently lost."""
+    task = asyncio.create_task(work, name=name)
+
+    def report(done: asyncio.Task[None]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            log.error("background task %s stopped", name, exc_info=done.exception())
+
+    task.add_done_callback(report)
+    return task
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -107,7 +121,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _reports_ctx(app: web.Application) -> AsyncIterator[None]:
     """The report log writes in the background while the store is open; its last rows at exit."""
-    task = asyncio.create_task(app[REPORTS_KEY].run(), name="report-log")
+    task = _background(app[REPORTS_KEY].run(), "report-log")
     yield
     task.cancel()
     try:
@@ -120,7 +134,7 @@ async def _reports_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _audits_ctx(app: web.Application) -> AsyncIterator[None]:
     """Audit workers run while the store is open; a job cut short resumes at the next start."""
-    task = asyncio.create_task(app[AUDITS_KEY].run(), name="audits")
+    task = _background(app[AUDITS_KEY].run(), "audits")
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -132,7 +146,7 @@ async def _prefetch_ctx(app: web.Application) -> AsyncIterator[None]:
     warm = None
     if settings.prefetch:
         warm = read_list(settings.prefetch_file) if settings.prefetch_file else default_list()
-    task = asyncio.create_task(app[PREFETCH_KEY].run(warm), name="prefetch")
+    task = _background(app[PREFETCH_KEY].run(warm), "prefetch")
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -142,6 +156,7 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     """The engine lives as long as the app; checks in flight are cancelled at shutdown."""
     yield
     await app[ENGINE_KEY].checker.close()
+    await app[ENGINE_KEY].resolver.close()
 
 
 @web.middleware

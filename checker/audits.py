@@ -37,6 +37,7 @@ _COLUMNS += " started_at, finished_at, error"
 class AuditStatus(StrEnum):
     """Where an audit job stands."""
 
+    UPLOADING = "uploading"  # rows still being stored; a job left so by a crash is removed
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
@@ -154,6 +155,11 @@ class AuditService:
         stored = False
         try:
             await self._ingest(audit_id, _chain(first, batches), max_rows)
+            await self._store.run(
+                lambda db: _execute(
+                    db, "UPDATE audits SET status = 'queued' WHERE id = ?", (audit_id,)
+                )
+            )
             stored = True
         finally:
             if not stored:  # a bad or interrupted upload leaves nothing behind
@@ -292,8 +298,11 @@ class AuditService:
                 more = await self._step(audit_id)
             except Exception:
                 log.exception("audit %s failed", audit_id)
-                await self._fail(audit_id)
                 more = False
+                try:
+                    await self._fail(audit_id)
+                except Exception:  # the database itself is failing: the next start resumes
+                    log.exception("could not mark audit %s failed", audit_id)
             if more:
                 self._queue.put_nowait(audit_id)  # to the back: jobs take turns chunk by chunk
             else:
@@ -415,7 +424,14 @@ def _finish(db: sqlite3.Connection, audit_id: str) -> None:
 
 
 def _resume(db: sqlite3.Connection) -> list[str]:
-    """Audits a previous process left queued or running, oldest first: they go on."""
+    """Audits a previous process left queued or running, oldest first: they go on. One it
+    left half uploaded is removed (its client never got an id for it)."""
+    with transaction(db):
+        db.execute(
+            "DELETE FROM audit_rows WHERE audit_id IN"
+            " (SELECT id FROM audits WHERE status = 'uploading')"
+        )
+        db.execute("DELETE FROM audits WHERE status = 'uploading'")
     rows = db.execute(
         "SELECT id FROM audits WHERE status IN ('queued', 'running') ORDER BY created_at, id"
     ).fetchall()

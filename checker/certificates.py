@@ -11,6 +11,7 @@ from cryptography.x509.oid import NameOID
 from checker.models import CertError, CertificateFacts
 
 MAX_SAN_NAMES = 200  # a certificate naming more hosts than this is reported with the first ones
+MAX_SAN_BYTES = 8192  # and only as many of them as fit in this (cached per MX address)
 
 # OpenSSL verify codes (X509_V_ERR_*) that mean "the chain is fine, the dates are not":
 # OpenSSL checks validity dates only after it has built a chain to a trust anchor.
@@ -45,7 +46,10 @@ def describe(der: bytes, host: str, verify_code: int | None, now: datetime) -> C
     has_san, san = _dns_names(cert)
     names = san if has_san else _common_names(cert)  # the CN counts only without any SAN
     match = hostname_matches(host, names)
-    trusted = verify_code is None or verify_code in _DATE_CODES
+    # A date error counts as "the chain is fine" only when it is the leaf's own dates: OpenSSL
+    # stops at the first error, so an expired intermediate leaves the leaf's signature unchecked.
+    leaf_out_of_date = not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
+    trusted = verify_code is None or (verify_code in _DATE_CODES and leaf_out_of_date)
     return CertificateFacts(
         subject=cert.subject.rfc4514_string()[:512],
         issuer=cert.issuer.rfc4514_string()[:512],
@@ -80,7 +84,14 @@ def _dns_names(cert: x509.Certificate) -> tuple[bool, list[str]]:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
         return False, []
-    return True, [str(n) for n in ext.value.get_values_for_type(x509.DNSName)][:MAX_SAN_NAMES]
+    names: list[str] = []
+    total = 0
+    for name in ext.value.get_values_for_type(x509.DNSName)[:MAX_SAN_NAMES]:
+        total += len(name[:253])
+        if total > MAX_SAN_BYTES:
+            break
+        names.append(str(name)[:253])
+    return True, names
 
 
 def _common_names(cert: x509.Certificate) -> list[str]:

@@ -115,6 +115,7 @@ async def _local(settings: Settings, request: AuditRequest, progress: Progress) 
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
         await engine.checker.close()
+        await engine.resolver.close()
         await store.close()
 
 

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from checker.audits import AuditInputError
+
 BATCH = 1000  # rows read, parsed and stored at a time
 _HEADER_NAMES = {"email", "e-mail", "email address", "address", "recipient", "mail"}
 CSV_COLUMNS = (
@@ -50,7 +52,13 @@ async def csv_batches(path: Path) -> AsyncIterator[list[str]]:
     """Addresses from the `email` column (else the first), a batch at a time, parsed off-loop."""
     with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
         rows = _addresses(csv.reader(handle))
-        while batch := await asyncio.to_thread(_take, rows, BATCH):
+        while True:
+            try:
+                batch = await asyncio.to_thread(_take, rows, BATCH)
+            except csv.Error as exc:  # e.g. a cell over the csv module's field size limit
+                raise AuditInputError(f"the CSV cannot be read: {exc}") from None
+            if not batch:
+                return
             yield batch
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -27,12 +28,18 @@ from checker.models import (
     ProbeStatus,
     TlsLevel,
 )
-from checker.names import DomainName, is_special_use
+from checker.names import DomainName, is_hostname, is_special_use
 from checker.resolver import DnsAnswer, DnsOutcome, Resolver
 from checker.smtp_probe import Prober
 
 _NULL_EXCHANGES = {"", ".", "@"}
-_FAILED_PROBES = {ProbeStatus.TIMEOUT, ProbeStatus.RATE_LIMITED, ProbeStatus.REFUSED}
+_FAILED_PROBES = {
+    ProbeStatus.TIMEOUT,
+    ProbeStatus.RATE_LIMITED,
+    ProbeStatus.REFUSED,
+    ProbeStatus.PROTOCOL_ERROR,
+}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +90,7 @@ class DomainChecker:
         self._guard = guard
         self._metrics = metrics
         self._probe_slots = asyncio.Semaphore(policy.max_probes)
-        self._ip_locks: dict[str, asyncio.Lock] = {}
+        self._ip_locks: dict[str, tuple[asyncio.Lock, int]] = {}  # the lock, and its users
         self._failures: TTLCache[tuple[str, str], int] = TTLCache(
             policy.cache_size, max(1.0, 2 * policy.probe_backoff_max), timer=timer
         )
@@ -172,8 +179,8 @@ class DomainChecker:
         exchanges = _real_exchanges(mx, warnings)
         if exchanges is None:
             return _empty(name, MailStatus.NULL_MX, ("null_mx",), started, mx.expires_at)
-        source = MxSource.MX if exchanges else MxSource.IMPLICIT
-        if not exchanges:
+        source = MxSource.MX if mx.exchanges else MxSource.IMPLICIT
+        if source is MxSource.IMPLICIT:
             exchanges = [(0, name.ascii)]
         if len(exchanges) > self._policy.max_mx:
             warnings.append(f"mx_capped: checked {self._policy.max_mx} of {len(exchanges)}")
@@ -256,8 +263,16 @@ class DomainChecker:
         return entry.value
 
     async def _probe(self, host: str, ip: str) -> ProbeFacts:
-        async with self._probe_slots, self._ip_lock(ip):
-            facts = await self._prober.probe(host, ip)
+        # The per-IP turn first: waiting for a slow IP must not hold a global probe slot.
+        async with self._ip_lock(ip), self._probe_slots:
+            try:
+                facts = await self._prober.probe(host, ip)
+            except Exception:
+                # A hostile server found a path the prober does not expect. Record it like any
+                # failure (cached, backed off) instead of failing every check that uses this MX.
+                log.exception("probe of %s at %s failed unexpectedly", host, ip)
+                now = datetime.now(UTC)
+                facts = ProbeFacts(host, ip, ProbeStatus.PROTOCOL_ERROR, now, error="probe failed")
         key = (host, ip)
         if facts.status in _FAILED_PROBES:
             self._failures[key] = self._failures.get(key, 0) + 1
@@ -268,13 +283,17 @@ class DomainChecker:
     @asynccontextmanager
     async def _ip_lock(self, ip: str) -> AsyncIterator[None]:
         """At most one probe at a time per remote IP, whatever MX name it is reached by."""
-        lock = self._ip_locks.setdefault(ip, asyncio.Lock())
+        lock, users = self._ip_locks.get(ip, (asyncio.Lock(), 0))
+        self._ip_locks[ip] = (lock, users + 1)
         try:
             async with lock:
                 yield
         finally:
-            if not lock.locked() and self._ip_locks.get(ip) is lock:
+            lock, users = self._ip_locks[ip]
+            if users == 1:
                 del self._ip_locks[ip]
+            else:
+                self._ip_locks[ip] = (lock, users - 1)
 
     def _probe_lifetime(self, facts: ProbeFacts) -> float:
         """Success: the probe lifetime. Failure: the failure lifetime, doubled for each
@@ -314,6 +333,10 @@ def _real_exchanges(mx: DnsAnswer, warnings: list[str]) -> list[tuple[int, str]]
     real = [(p, h) for p, h in mx.exchanges if h not in _NULL_EXCHANGES]
     if mx.exchanges and not real:
         return None
+    odd = [h for _, h in real if not is_hostname(h)]
+    if odd:
+        warnings.append(f"mx_invalid_name: {len(odd)} MX target(s) are not host names, skipped")
+        real = [(p, h) for p, h in real if is_hostname(h)]
     if len(real) != len(mx.exchanges):
         warnings.append("null_mx_ignored: a null MX stands beside real MX records")
     return real

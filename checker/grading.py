@@ -43,6 +43,10 @@ def _level(f: ProbeFacts, minimum: float) -> tuple[TlsLevel, list[str]]:
         return TlsLevel.NONE, ["no_starttls"]
     if f.starttls_reply is not None and f.starttls_reply != 220:
         return TlsLevel.NONE, ["starttls_refused"]
+    if f.tls_version is None and f.verify_code is not None:
+        # The handshake got as far as the certificate (so a version we accept was agreed), but
+        # the second look at the certificate failed: encrypted, certificate unverified.
+        return TlsLevel.ENCRYPTED, ["certificate_untrusted"]
     if f.tls_version is None:
         legacy = version_number(f.legacy_tls_version)
         if legacy and legacy < minimum:

@@ -14,7 +14,8 @@ from checker.settings import IPNetwork
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: IPv4 in the last 32 bits
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215 local use: never public
 
 
 class AddressGuard:
@@ -37,6 +38,8 @@ class AddressGuard:
 def is_public(address: IPAddress) -> bool:
     """True for a globally routable unicast address, looking through embedded IPv4 forms."""
     if isinstance(address, ipaddress.IPv6Address):
+        if address in _LOCAL_NAT64 or address.is_site_local:
+            return False
         embedded = _embedded_ipv4(address)
         if embedded is not None:
             return is_public(embedded)
@@ -58,6 +61,6 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
         return address.ipv4_mapped
     if address.sixtofour is not None:
         return address.sixtofour
-    if any(address in net for net in _NAT64):
+    if address in _NAT64:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None

@@ -99,9 +99,17 @@ def parse_key(key_type: KeyType, text: str, address: str, now: datetime) -> Pars
     if _PRIVATE_ARMOR.search(text):
         raise _private_key()
     parsed = _parse_pgp(data, now) if key_type == KeyType.PGP else _parse_smime(data, now)
-    if address.lower() not in parsed.addresses:
+    if _canonical(address) not in {_canonical(a) for a in parsed.addresses}:
         raise InvalidKey(KeyProblem.ADDRESS_MISMATCH, "the key is not issued for this address")
     return parsed
+
+
+def _canonical(address: str) -> str:
+    """Compare addresses by `Recipient.key` (A-label domain), whatever form each side uses."""
+    from checker.recipients import parse_recipient  # a leaf module; imported late to stay so
+
+    recipient = parse_recipient(address)
+    return recipient.key if recipient.address else address.lower()
 
 
 def _private_key() -> InvalidKey:
@@ -261,6 +269,10 @@ def _check_smime_encryption(cert: x509.Certificate, extensions: x509.Extensions)
         public_key = cert.public_key()
     except UnsupportedAlgorithm:
         public_key = None
+    except ValueError:  # e.g. an EC point that is not on its curve
+        raise InvalidKey(
+            KeyProblem.INVALID_KEY, "the certificate's public key is malformed"
+        ) from None
     if not isinstance(public_key, _CMS_RECIPIENT_KEYS):
         raise InvalidKey(KeyProblem.NO_ENCRYPTION_KEY, "the certificate's key cannot encrypt")
     usage = _extension(extensions, x509.KeyUsage)

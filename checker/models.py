@@ -115,6 +115,7 @@ class ProbeFacts:
     certificate: CertificateFacts | None = None
     handshake_error: str | None = None
     legacy_tls_version: str | None = None
+    verify_code: int | None = None  # the chain failed to verify (TLS itself was negotiated)
 
 
 @dataclass(frozen=True, slots=True)

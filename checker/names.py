@@ -89,3 +89,9 @@ def is_special_use(ascii_name: str, allowed: tuple[str, ...] = ()) -> bool:
     if any(ascii_name == a or ascii_name.endswith("." + a) for a in allowed):
         return False
     return any(ascii_name == s or ascii_name.endswith("." + s) for s in SPECIAL_USE)
+
+
+def is_hostname(name: str) -> bool:
+    """True for an A-label host name of letter-digit-hyphen labels (what an MX target must be)."""
+    labels = name.rstrip(".").split(".")
+    return len(name) <= 253 and all(_LDH_LABEL.match(label) for label in labels)

@@ -106,12 +106,18 @@ class Prefetcher:
             self.warmed.set()
             while True:
                 await asyncio.sleep(PERSIST_EVERY)
-                await self.persist()
+                try:
+                    await self.persist()
+                except sqlite3.Error:  # e.g. locked by a CLI command: try again next time
+                    log.exception("could not save the hot set")
         finally:
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            await asyncio.shield(self.persist())
+            try:
+                await asyncio.shield(self.persist())
+            except sqlite3.Error:
+                log.exception("could not save the hot set at exit")
 
     async def persist(self) -> None:
         """Add the hits counted since the last call to the stored hot set; keep the hottest."""

@@ -64,6 +64,10 @@ class Resolver(Protocol):
         """True when a nameserver answers at all (for /readyz)."""
         ...
 
+    async def close(self) -> None:
+        """Cancel the queries in flight (at shutdown)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class DnsConfig:
@@ -101,6 +105,10 @@ class DnsResolver:
         key = (name.lower(), rdtype)
         entry, _ = await self._cache.get(key, lambda: self._ask(*key), min_remaining)
         return entry.value
+
+    async def close(self) -> None:
+        """Cancel the queries in flight (at shutdown)."""
+        await self._cache.close()
 
     async def probe_reachability(self) -> bool:
         """Ask for the root NS set; any DNS answer, even negative, means reachable."""

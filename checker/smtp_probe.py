@@ -97,7 +97,7 @@ class SmtpProber:
         if isinstance(failure, ssl.SSLCertVerificationError):
             # The chain did not verify; look again without verifying to report what is there.
             retry, _ = await self._session(host, ip, now, self._unverified, failure.verify_code)
-            return retry if retry.tls_version else facts
+            return retry if retry.tls_version else replace(facts, verify_code=failure.verify_code)
         # The default handshake failed: does the server speak only a legacy version?
         legacy, legacy_failure = await self._session(host, ip, now, self._legacy_strict, None)
         if isinstance(legacy_failure, ssl.SSLCertVerificationError):
@@ -185,11 +185,16 @@ class SmtpProber:
                 await writer.start_tls(context, server_hostname=base.host or None)
         except TimeoutError:
             raise _Failure(ProbeStatus.TIMEOUT, "TLS handshake timed out") from None
-        except (ssl.SSLError, ConnectionError, OSError, EOFError) as exc:
+        except (ssl.SSLError, ConnectionError, OSError, EOFError, ValueError) as exc:
+            # ValueError: a host name the ssl module cannot put in SNI (UnicodeError among them)
             return replace(facts, handshake_error=_why(exc)), exc
         tls = writer.get_extra_info("ssl_object")
         der = tls.getpeercert(binary_form=True) if tls else None
-        certificate = describe(der, base.host, verify_code, base.checked_at) if der else None
+        try:
+            certificate = describe(der, base.host, verify_code, base.checked_at) if der else None
+        except ValueError:  # OpenSSL accepted what cryptography will not parse
+            certificate = None
+            facts = replace(facts, handshake_error="the peer certificate could not be parsed")
         cipher = tls.cipher() if tls else None
         facts = replace(
             facts,

@@ -117,6 +117,8 @@ manymx            MX  40 mx.selfsigned.test.
 manymx            MX  50 mx.expired.test.
 manymx            MX  60 mx.wrongname.test.
 manymx            MX  70 mx.tls10.test.
+; an MX target that is not a host name
+badmx             MX  10 bad_name.test.
 ; any name under slowdns.test: an MX whose answer comes late (for long-running audits)
 *.slowdns         MX  10 mx.good.test.
 """
