@@ -155,3 +155,15 @@ class TestBadKeys:
         assert (await response.json())["error"]["code"] == "invalid_user"
         response = await client.put(f"{BASE}/not-an-address", json=body)
         assert (await response.json())["error"]["code"] == "invalid_address"
+
+
+class TestInternationalAddresses:
+    """A certificate names the A-label form of an IDN address; the recipient is typed in Unicode."""
+
+    async def test_idn_smime(self, make_client: ClientFactory) -> None:
+        """bob@bücher.test matches a certificate for bob@xn--bcher-kva.test."""
+        client = await make_client()
+        body = {"type": "smime", "key": smime_certificate("bob@xn--bcher-kva.test")}
+        response = await client.put(f"{BASE}/bob@bücher.test", json=body)
+        assert response.status == 201, await response.text()
+        assert (await response.json())["address"] == "bob@xn--bcher-kva.test"
