@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from checker.app import create_app
 from checker.auth import AuthService, Scope
 from checker.cli_audit import AuditRequest, run_audit
 from checker.credentials import load_master_key
-from checker.encoding import dumps
+from checker.encoding import ENCODER, dumps
 from checker.models import DomainReport
 from checker.names import DomainName, InvalidDomain, normalize_domain
 from checker.policy import Method, Policy
@@ -28,6 +29,8 @@ from checker.store import Store
 from checker.wiring import build_engine
 
 EXIT_OK, EXIT_NOT_OK, EXIT_USAGE = 0, 1, 2
+
+log = logging.getLogger(__name__)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,8 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     logs.configure(settings.log_format, settings.log_level)
     if args.command == "serve":
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
-        return EXIT_OK
+        return _serve(settings)
     if args.command == "preview":
         return _preview(settings, args)
     if args.command == "keys":
@@ -95,6 +97,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "audit":
         return _audit(settings, args)
     return _check(settings, args.domains, args.json)
+
+
+def _serve(settings: Settings) -> int:
+    try:
+        new_loop = event_loop_factory(settings.event_loop)
+    except SettingsError as exc:
+        print(f"mailpreflight: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    app = create_app(settings)
+    loop = new_loop()
+    name = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+    log.info("event loop %s, JSON encoder %s", name, ENCODER)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, loop=loop)
+    return EXIT_OK
+
+
+def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """What makes `serve`'s loop: uvloop's when asked for or (auto) installed; else asyncio's.
+
+    Raises SettingsError when `choice` is "uvloop" and uvloop is not installed.
+    """
+    if choice != "asyncio":
+        try:
+            import uvloop  # the optional `fast` extra
+        except ImportError:
+            if choice == "uvloop":
+                raise SettingsError(
+                    "CHECKER_EVENT_LOOP=uvloop, but uvloop is not installed "
+                    "(pip install 'mailpreflight[fast]')"
+                ) from None
+        else:
+            return uvloop.new_event_loop
+    return asyncio.new_event_loop
 
 
 def _check(settings: Settings, raw: list[str], as_json: bool) -> int:
