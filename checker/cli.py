@@ -128,7 +128,8 @@ def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop]:
                     "(pip install 'mailpreflight[fast]')"
                 ) from None
         else:
-            return uvloop.new_event_loop
+            factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+            return factory
     return asyncio.new_event_loop
 
 

@@ -46,9 +46,10 @@ else:
 
     def _fast(data: object) -> bytes | None:
         try:
-            return orjson.dumps(data, default=_default, option=_OPTIONS)
+            encoded: bytes = orjson.dumps(data, default=_default, option=_OPTIONS)
         except orjson.JSONEncodeError:
             return None  # the stdlib renders it the same way, or raises the same error
+        return encoded
 
     ENCODER = "orjson"
 
