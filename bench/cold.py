@@ -27,13 +27,10 @@ import argparse
 import asyncio
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-from bench.audit import Servers
-from checker.names import normalize_domain
+from bench.audit import Servers, cold_check
 from checker.settings import Settings
-from checker.wiring import build_engine
 
 ROUND_TRIPS = (
     ("MX query", 1),
@@ -63,18 +60,7 @@ def _settings(servers: Servers, tmp: Path) -> Settings:
 
 async def _cold_checks(settings: Settings, runs: int) -> list[float]:
     """Seconds of `runs` checks, each of a new domain by a new engine (nothing cached)."""
-    took = []
-    for n in range(runs):
-        engine = build_engine(settings)
-        try:
-            started = time.perf_counter()
-            report = await engine.checker.check(normalize_domain(f"d{n}.bench.test"))
-            took.append(time.perf_counter() - started)
-        finally:
-            await engine.checker.close()
-        assert report is not None
-        assert report.tls_level == "verified", report
-    return took
+    return [await cold_check(settings, f"d{n}.bench.test") for n in range(runs)]
 
 
 def main() -> None:
