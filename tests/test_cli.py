@@ -247,3 +247,46 @@ class TestAudit:
         result = _run(world, "audit", str(source), CHECKER_DB=str(tmp_path / "a.db"))
         assert result.returncode == 2
         assert "no recipients" in result.stderr
+
+
+class TestKeys:
+    """`mailpreflight keys create|list|revoke` on the service's database."""
+
+    def test_create_list_revoke(self, world: World, tmp_path: Path) -> None:
+        """Create prints the secret once (JSON), list never shows it, revoke ends it."""
+        env = {"CHECKER_DB": str(tmp_path / "k.db"), "CHECKER_SECRET_KEY_FILE": str(tmp_path / "s")}
+        created = _run(
+            world, "keys", "create", "--scope", "user", "--user", "Ann@Corp.test",
+            "--name", "ann", "--json", **env,
+        )  # fmt: skip
+        assert created.returncode == 0, created.stderr
+        credential = json.loads(created.stdout)
+        assert credential["token"].startswith("mpk_")
+        assert credential["secret"].startswith("mps_")
+        assert (credential["scope"], credential["user"]) == ("user", "ann@corp.test")
+        listed = _run(world, "keys", "list", "--json", **env)
+        rows = [json.loads(line) for line in listed.stdout.splitlines()]
+        assert [r["token"] for r in rows] == [credential["token"]]
+        assert credential["secret"] not in listed.stdout
+        revoked = _run(world, "keys", "revoke", credential["token"], **env)
+        assert revoked.returncode == 0
+        again = _run(world, "keys", "revoke", credential["token"], **env)
+        assert again.returncode == 1
+        listed = _run(world, "keys", "list", **env)
+        assert "revoked" in listed.stdout
+
+    @pytest.mark.parametrize(
+        "args",
+        [
+            ["create", "--scope", "user"],
+            ["create", "--scope", "account", "--user", "a@b.test"],
+            ["create", "--scope", "user", "--user", "not-an-address"],
+            ["create", "--scope", "everything"],
+        ],
+    )
+    def test_bad_arguments(self, world: World, tmp_path: Path, args: list[str]) -> None:
+        """A user scope without a user, a user on an account key, a bad scope: exit 2."""
+        env = {"CHECKER_DB": str(tmp_path / "k.db"), "CHECKER_SECRET_KEY_FILE": str(tmp_path / "s")}
+        result = _run(world, "keys", *args, **env)
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
