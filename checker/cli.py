@@ -109,7 +109,11 @@ def _serve(settings: Settings) -> int:
     loop = new_loop()
     name = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
     log.info("event loop %s, JSON encoder %s", name, ENCODER)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, loop=loop)
+    # One access-log line per request costs ≈ 80 µs of CPU (bench.http --access-log).
+    access_log = logging.getLogger("aiohttp.access") if settings.access_log else None
+    web.run_app(
+        app, host=settings.host, port=settings.port, print=None, loop=loop, access_log=access_log
+    )
     return EXIT_OK
 
 

@@ -93,6 +93,7 @@ class Settings:
     audit_chunk_size: int = 500
     audit_concurrency: int = 8
     event_loop: str = "auto"
+    access_log: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

@@ -36,15 +36,17 @@ class Service:
             **{f"CHECKER_{k.upper()}": v for k, v in settings.items()},
         }
         self.process: subprocess.Popen[bytes] | None = None
+        self.log = tmp / f"service-{port}.log"  # the service's stderr: its log lines
 
     def spawn(self) -> None:
         """Start the child process (blocking, but only a fork and exec)."""
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "checker.cli", "serve"],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "checker.cli", "serve"],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
 
     async def start(self, http: aiohttp.ClientSession) -> None:
         """Spawn the service and wait until it answers /healthz."""

@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.service_process import Service, free_port
 from tests.world import World
@@ -32,3 +33,20 @@ class TestGracefulShutdown:
             assert report["tls_level"] == "verified"
             code = await asyncio.to_thread(service.process.wait, 20)
         assert code == 0
+
+
+class TestAccessLog:
+    """CHECKER_ACCESS_LOG turns the per-request log line on and off."""
+
+    @pytest.mark.parametrize("enabled", ["true", "false"])
+    async def test_access_log(self, world: World, tmp_path: Path, enabled: str) -> None:
+        """A request leaves an aiohttp.access line only when the access log is on."""
+        service = Service(world, tmp_path, free_port(), access_log=enabled)
+        async with aiohttp.ClientSession() as http:
+            await service.start(http)
+            async with http.get(f"{service.base}/healthz") as response:
+                assert response.status == 200
+        service.stop()
+        text = service.log.read_text()
+        assert ("aiohttp.access" in text) is (enabled == "true")
+        assert "event loop" in text  # the log itself works either way
