@@ -12,21 +12,21 @@ import json
 import logging
 import secrets
 import sqlite3
-from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
 from typing import Any
 
+from checker import audit_rows as sql
 from checker.metrics import Metrics
 from checker.models import iso
 from checker.policy import Policy
 from checker.preview import PreviewEngine
 from checker.recipients import parse_recipient, split_list
 from checker.reports import ReportLog
-from checker.store import Store, transaction
+from checker.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class AuditService:
         audit_id = "aud_" + secrets.token_urlsafe(12)
         now = iso(datetime.now(UTC))
         await self._store.run(
-            lambda db: _execute(
+            lambda db: sql.execute(
                 db,
                 f"INSERT INTO audits ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, 'queued', 0, 0, '{{}}',"  # noqa: S608 (constant)
                 " ?, NULL, NULL, NULL)",
@@ -156,14 +156,14 @@ class AuditService:
         try:
             await self._ingest(audit_id, _chain(first, batches), max_rows)
             await self._store.run(
-                lambda db: _execute(
+                lambda db: sql.execute(
                     db, "UPDATE audits SET status = 'queued' WHERE id = ?", (audit_id,)
                 )
             )
             stored = True
         finally:
             if not stored:  # a bad or interrupted upload leaves nothing behind
-                await self._store.run(partial(_delete_audit, audit_id))
+                await self._store.run(partial(sql.delete_audit, audit_id))
         audit = await self.get(audit_id)
         assert audit is not None
         self._metrics.audit_jobs.labels("queued").inc()
@@ -191,7 +191,7 @@ class AuditService:
                     row += 1
             if row > max_rows:
                 raise AuditInputError(f"an audit holds at most {max_rows} recipients")
-            await self._store.run(partial(_insert_rows, audit_id, rows))
+            await self._store.run(partial(sql.insert_rows, audit_id, rows))
 
     # Reading
 
@@ -239,7 +239,7 @@ class AuditService:
         """Every decided row in input order, a batch at a time (for streaming)."""
         after = -1
         while True:
-            rows = await self._store.run(partial(_result_batch, audit_id, after, size))
+            rows = await self._store.run(partial(sql.result_batch, audit_id, after, size))
             if not rows:
                 return
             after = rows[-1][0]
@@ -266,7 +266,7 @@ class AuditService:
         self._metrics.audit_jobs.labels("cancelled").inc()
         now = iso(datetime.now(UTC))
         await self._store.run(
-            lambda db: _execute(
+            lambda db: sql.execute(
                 db,
                 "UPDATE audits SET status = 'cancelled', finished_at = ?"
                 " WHERE id = ? AND status IN ('queued', 'running')",
@@ -279,7 +279,7 @@ class AuditService:
 
     async def run(self) -> None:
         """Resume what a previous process left, then serve the queue with a few workers."""
-        pending = await self._store.run(_resume)
+        pending = await self._store.run(sql.resume)
         for audit_id in pending:
             self._enqueue(audit_id)
         workers = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
@@ -331,15 +331,15 @@ class AuditService:
             if len(decided) != len(rows):
                 raise RuntimeError("a chunk's rows and results do not line up")
             pairs = [(row[0], d) for row, d in zip(rows, decided, strict=True)]
-            return await self._store.run(lambda db: _save_chunk(db, audit_id, pairs))
-        await self._store.run(lambda db: _finish(db, audit_id))
+            return await self._store.run(lambda db: sql.save_chunk(db, audit_id, pairs))
+        await self._store.run(lambda db: sql.finish(db, audit_id))
         self._metrics.audit_jobs.labels("done").inc()
         return False
 
     async def _fail(self, audit_id: str) -> None:
         self._metrics.audit_jobs.labels("failed").inc()
         await self._store.run(
-            lambda db: _execute(
+            lambda db: sql.execute(
                 db,
                 "UPDATE audits SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
                 (iso(datetime.now(UTC)), "internal error while auditing", audit_id),
@@ -355,84 +355,3 @@ async def _chain(first: list[str], rest: AsyncIterator[list[str]]) -> AsyncItera
     yield first
     async for batch in rest:
         yield batch
-
-
-def _delete_audit(audit_id: str, db: sqlite3.Connection) -> None:
-    with transaction(db):
-        db.execute("DELETE FROM audit_rows WHERE audit_id = ?", (audit_id,))
-        db.execute("DELETE FROM audits WHERE id = ?", (audit_id,))
-
-
-def _execute(db: sqlite3.Connection, sql: str, args: Iterable[Any]) -> None:
-    with transaction(db):
-        db.execute(sql, tuple(args))
-
-
-def _result_batch(
-    audit_id: str, after: int, size: int, db: sqlite3.Connection
-) -> list[tuple[int, str]]:
-    return db.execute(
-        "SELECT row, result FROM audit_rows WHERE audit_id = ? AND row > ?"
-        " AND result IS NOT NULL ORDER BY row LIMIT ?",
-        (audit_id, after, size),
-    ).fetchall()
-
-
-def _insert_rows(audit_id: str, rows: list[tuple[Any, ...]], db: sqlite3.Connection) -> None:
-    with transaction(db):
-        before = db.total_changes
-        db.executemany(
-            "INSERT OR IGNORE INTO audit_rows (audit_id, row, key, input) VALUES (?, ?, ?, ?)",
-            rows,
-        )
-        added = db.total_changes - before
-        db.execute("UPDATE audits SET total = total + ? WHERE id = ?", (added, audit_id))
-
-
-def _save_chunk(
-    db: sqlite3.Connection, audit_id: str, pairs: list[tuple[int, tuple[dict[str, Any], str]]]
-) -> bool:
-    """Write a chunk's results and the audit's progress together; True while rows remain."""
-    with transaction(db):
-        status, counts_text, started = db.execute(
-            "SELECT status, counts, started_at FROM audits WHERE id = ?", (audit_id,)
-        ).fetchone()
-        if status not in ("queued", "running"):
-            return False  # cancelled while the chunk was being decided: keep nothing of it
-        db.executemany(
-            "UPDATE audit_rows SET method = ?, result = ? WHERE audit_id = ? AND row = ?",
-            [(m, json.dumps(r, ensure_ascii=False), audit_id, row) for row, (r, m) in pairs],
-        )
-        counts = Counter(json.loads(counts_text))
-        counts.update(m for _, (_, m) in pairs)
-        db.execute(
-            "UPDATE audits SET status = 'running', done = done + ?, counts = ?,"
-            " started_at = coalesce(started_at, ?) WHERE id = ?",
-            (len(pairs), json.dumps(dict(counts)), started or iso(datetime.now(UTC)), audit_id),
-        )
-    return True
-
-
-def _finish(db: sqlite3.Connection, audit_id: str) -> None:
-    with transaction(db):
-        db.execute(
-            "UPDATE audits SET status = 'done', finished_at = ?,"
-            " started_at = coalesce(started_at, ?)"
-            " WHERE id = ? AND status IN ('queued', 'running')",
-            (iso(datetime.now(UTC)), iso(datetime.now(UTC)), audit_id),
-        )
-
-
-def _resume(db: sqlite3.Connection) -> list[str]:
-    """Audits a previous process left queued or running, oldest first: they go on. One it
-    left half uploaded is removed (its client never got an id for it)."""
-    with transaction(db):
-        db.execute(
-            "DELETE FROM audit_rows WHERE audit_id IN"
-            " (SELECT id FROM audits WHERE status = 'uploading')"
-        )
-        db.execute("DELETE FROM audits WHERE status = 'uploading'")
-    rows = db.execute(
-        "SELECT id FROM audits WHERE status IN ('queued', 'running') ORDER BY created_at, id"
-    ).fetchall()
-    return [str(r[0]) for r in rows]

@@ -13,7 +13,8 @@ import pytest
 
 import checker.store as store_module
 from checker.keys import KeyType, ParsedKey
-from checker.store import ACCOUNT, MIGRATIONS, Store, StoredKey
+from checker.schema import MIGRATIONS
+from checker.store import ACCOUNT, Store, StoredKey
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 USER = "user-1"
