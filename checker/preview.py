@@ -103,9 +103,7 @@ class PreviewEngine:
             if r.domain is not None and _suppression(r, suppressed) is None:
                 domains[r.domain.ascii] = r.domain
         reports = await self._reports(list(domains.values()), wait, check_slots)
-        results = tuple(
-            self._result(r, policy, reports, keys, suppressed, user) for r in recipients
-        )
+        results = tuple(self._result(r, policy, reports, keys, suppressed) for r in recipients)
         return Preview(policy, results)
 
     async def _keys(self, user: str | None, valid: list[Recipient]) -> dict[str, StoredKey]:
@@ -142,7 +140,6 @@ class PreviewEngine:
         reports: dict[str, DomainReport | None],
         keys: dict[str, StoredKey],
         suppressed: dict[tuple[str, str], str],
-        user: str | None,
     ) -> RecipientResult:
         suppression = _suppression(r, suppressed) if r.domain else None
         report = reports.get(r.domain.ascii) if r.domain else None
